@@ -1,0 +1,36 @@
+# artgraph — the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# PyTorch is installed first and pinned here; override for another build, e.g.
+#   make install TORCH="torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml plugins/artgraph-example/pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "artgraph needs Python >= 3.10"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[dev]' -e plugins/artgraph-example
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/artgraph run graphs/quickstart.yaml
+	@echo "open out/contact_sheet.png"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest
+
+bench: install
+	@for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) out build dist *.egg-info

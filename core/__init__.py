@@ -1,0 +1,112 @@
+"""artgraph: typed node graphs for deep-learning art, run headless from YAML.
+
+The public API for graph users and plugin authors. Plugins import only from here.
+
+Declaring nodes::
+
+    from artgraph import node, hookimpl, Input, Param, Image, Int
+
+Running graphs::
+
+    import artgraph
+    result = artgraph.load_graph("graph.yaml").run(device="auto")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .context import Context
+from .errors import ArtgraphError, GraphError, NodeError, PluginError, Problem, RunFailed
+from .node import REQUIRED, Input, NodeSpec, Output, Param, node, spec_of
+from .plugins import hookimpl, hookspec
+from .progress import Progress
+from .types import (
+    Any as AnyType,
+)
+from .types import (
+    Bool,
+    Dict,
+    Float,
+    Image,
+    Int,
+    List,
+    Model,
+    Path,
+    PortType,
+    Str,
+    Tensor,
+    TypeCheckError,
+    can_connect,
+)
+
+if TYPE_CHECKING:
+    from .api import Graph, load_graph, process_cache
+    from .cache import Cache
+    from .executor import RunResult
+    from .plugins import Registry, default_registry
+
+__version__ = "0.1.0"
+
+# Heavier pieces (networkx, the executor) load on first use so that
+# `artgraph --help` and plugin imports stay fast.
+_LAZY = {
+    "load_graph": ("api", "load_graph"),
+    "Graph": ("api", "Graph"),
+    "process_cache": ("api", "process_cache"),
+    "Cache": ("cache", "Cache"),
+    "RunResult": ("executor", "RunResult"),
+    "Registry": ("plugins", "Registry"),
+    "default_registry": ("plugins", "default_registry"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module 'artgraph' has no attribute '{name}'")
+
+
+__all__ = [
+    "REQUIRED",
+    "AnyType",
+    "ArtgraphError",
+    "Bool",
+    "Cache",
+    "Context",
+    "Dict",
+    "Float",
+    "Graph",
+    "GraphError",
+    "Image",
+    "Input",
+    "Int",
+    "List",
+    "Model",
+    "NodeError",
+    "NodeSpec",
+    "Output",
+    "Param",
+    "Path",
+    "PluginError",
+    "PortType",
+    "Problem",
+    "Progress",
+    "Registry",
+    "RunFailed",
+    "RunResult",
+    "Str",
+    "Tensor",
+    "TypeCheckError",
+    "can_connect",
+    "default_registry",
+    "hookimpl",
+    "hookspec",
+    "load_graph",
+    "node",
+    "process_cache",
+    "spec_of",
+]

@@ -1,0 +1,224 @@
+"""The Python API: ``load_graph(path_or_dict).run(...)``.
+
+This is the one place that strings the stages together —
+YAML text -> :class:`GraphSpec` -> :class:`Plan` -> :func:`execute` -> results —
+for both the CLI and library users.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .cache import Cache
+from .devices import resolve_device
+from .errors import GraphError, Problem, RunFailed
+from .executor import RunListener, RunResult, execute
+from .plan import Plan
+from .plugins import Registry, default_registry
+from .progress import make_progress_factory
+from .spec import GraphSpec, apply_overrides, parse_spec
+from .validate import build_plan
+from .yamlsource import load_yaml
+
+_PROCESS_CACHES: dict[str | None, Cache] = {}
+
+
+def process_cache(disk: str | os.PathLike[str] | None = None) -> Cache:
+    """The cache shared by every run in this process (per disk folder)."""
+    key = None if disk is None else str(Path(disk).resolve())
+    if key not in _PROCESS_CACHES:
+        _PROCESS_CACHES[key] = Cache(disk=key)
+    return _PROCESS_CACHES[key]
+
+
+def packaged_graphs() -> dict[str, Path]:
+    """The example graphs shipped inside the package, by file name."""
+    try:
+        folder = resources.files("artgraph.graphs")
+    except ModuleNotFoundError:
+        return {}
+    return {p.name: Path(str(p)) for p in folder.iterdir() if p.name.endswith((".yaml", ".yml"))}
+
+
+def find_graph_file(path: str | os.PathLike[str]) -> Path | None:
+    """A graph file on disk, or a packaged example graph by name (``style_transfer``)."""
+    candidate = Path(path)
+    if candidate.is_file():
+        return candidate
+    if candidate.parent == Path("."):
+        shipped = packaged_graphs()
+        for name in (candidate.name, f"{candidate.name}.yaml", f"{candidate.name}.yml"):
+            if name in shipped:
+                return shipped[name]
+    return None
+
+
+class Graph:
+    """A loaded graph. ``run`` validates (with overrides) and executes it."""
+
+    def __init__(self, spec: GraphSpec, problems: list[Problem], registry: Registry, text: str | None):
+        self.spec = spec
+        self.registry = registry
+        self.text = text
+        self._shape_problems = problems
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def plan(
+        self, overrides: Mapping[str, Any] | Iterable[str] | None = None, out_dir: str | os.PathLike[str] = "out"
+    ) -> Plan:
+        """Validate completely (overrides included); raise GraphError with every problem."""
+        spec = copy.deepcopy(self.spec) if overrides else self.spec
+        problems = list(self._shape_problems)
+        if overrides:
+            items = dict(overrides) if isinstance(overrides, Mapping) else list(overrides)
+            problems += apply_overrides(spec, items)
+        try:
+            plan = build_plan(spec, self.registry, out_dir)
+        except GraphError as exc:
+            problems += exc.problems
+            raise GraphError(problems) from None
+        if problems:
+            raise GraphError(problems)
+        return plan
+
+    def validate(self, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> None:
+        self.plan(overrides)
+
+    def effective_yaml(self, plan: Plan) -> str:
+        """The graph as YAML with overrides applied: what a result embeds to be re-run."""
+        import yaml
+
+        data = json.loads(json.dumps(plan.graph.data, default=str))
+        for decl in plan.graph.nodes.values():
+            for name in decl.overridden:
+                body = data["nodes"][decl.id]
+                body.setdefault("params", {})
+                body["params"] = body["params"] or {}
+                body["params"][name] = decl.params[name]
+        return yaml.safe_dump(data, sort_keys=False)
+
+    def run(
+        self,
+        *,
+        device: str = "auto",
+        overrides: Mapping[str, Any] | Iterable[str] | None = None,
+        cache: Cache | str | os.PathLike[str] | bool | None = True,
+        out_dir: str | os.PathLike[str] = "out",
+        outputs: Iterable[str] | None = None,
+        progress: str = "quiet",
+        listener: RunListener | None = None,
+        raise_on_failure: bool = True,
+    ) -> RunResult:
+        """Run the graph and return its outputs (``result['node.output']``).
+
+        ``cache``: True for the in-process memory cache, a folder for memory plus
+        disk, a :class:`Cache`, or False/None for no caching. Raises
+        :class:`GraphError` for an invalid graph and :class:`RunFailed` (carrying
+        the partial result) when a node fails, unless ``raise_on_failure`` is False.
+        """
+        plan = self.plan(overrides, out_dir)
+        dev = resolve_device(device)
+        if cache is True:
+            store: Cache | None = process_cache()
+        elif cache is False or cache is None:
+            store = None
+        elif isinstance(cache, Cache):
+            store = cache
+        else:
+            store = process_cache(cache)
+        provenance = {
+            "graph": self.effective_yaml(plan),
+            "source": self.spec.file,
+            "base_dir": str(self.spec.base_dir),
+        }
+        result = execute(
+            plan,
+            device=dev,
+            cache=store,
+            targets=outputs,
+            progress=make_progress_factory(progress),
+            listener=listener,
+            provenance=provenance,
+            graph_id=_graph_id(self.spec),
+        )
+        if raise_on_failure and not result.ok:
+            raise RunFailed(result, result.failures)
+        return result
+
+
+def _graph_id(spec: GraphSpec) -> str:
+    return f"{spec.file}::{spec.name}"
+
+
+def load_graph(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    registry: Registry | None = None,
+    validate: bool = True,
+    base_dir: str | os.PathLike[str] | None = None,
+    text: str | None = None,
+) -> Graph:
+    """Load a graph from a YAML file path, a packaged example name, or a dict.
+
+    With ``validate`` (the default) the graph is checked completely and a
+    :class:`GraphError` lists every problem; pass ``validate=False`` when
+    overrides given later will complete it.
+    """
+    registry = registry or default_registry()
+    if isinstance(source, Mapping):
+        file = "<dict>"
+        data: Any = source
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        problems: list[Problem] = []
+    else:
+        if text is None:
+            found = find_graph_file(source)
+            if found is None:
+                shipped = ", ".join(sorted(p.removesuffix(".yaml") for p in packaged_graphs())) or "none"
+                raise GraphError(
+                    [
+                        Problem(
+                            str(source),
+                            None,
+                            None,
+                            "graph file not found",
+                            f"check the path; packaged examples: {shipped}",
+                        )
+                    ]
+                )
+            file = str(found) if Path(source).is_file() else str(source)
+            try:
+                text = found.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise GraphError(
+                    [
+                        Problem(
+                            str(source),
+                            None,
+                            None,
+                            f"cannot read the file: {exc}",
+                            "check its permissions and encoding (UTF-8)",
+                        )
+                    ]
+                ) from None
+            base = Path(base_dir) if base_dir is not None else found.resolve().parent
+        else:
+            file = str(source)
+            base = Path(base_dir) if base_dir is not None else Path(source).resolve().parent
+        data, problems = load_yaml(text, file)
+        if problems:
+            raise GraphError(problems)
+    spec, shape = parse_spec(data, file, base)
+    graph = Graph(spec, [*problems, *shape], registry, text)
+    if validate:
+        graph.validate()
+    return graph

@@ -1,0 +1,73 @@
+"""What a node may know about the run it is part of.
+
+A node gets a :class:`Context` when its function takes a ``ctx`` parameter. It
+offers the device, a seeded random generator, progress reporting and a logger;
+it deliberately offers nothing about the executor, the graph or the cache, so
+nodes stay plain functions that can run anywhere (a test, a notebook, a cluster).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .progress import Progress, ProgressFactory, SilentProgress
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Context:
+    """Per-node run context."""
+
+    __slots__ = ("_device", "_progress", "_rng", "log", "node_id", "node_type", "provenance", "seed")
+
+    def __init__(
+        self,
+        node_id: str,
+        node_type: str,
+        *,
+        device: str = "cpu",
+        seed: int = 0,
+        progress: ProgressFactory | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        #: The seed of this node: its ``seed`` param when it has one, else derived
+        #: from its cache key, so a re-run draws the same numbers.
+        self.seed = seed
+        self._device = device
+        self._rng: torch.Generator | None = None
+        self._progress = progress
+        self.log = logging.getLogger(f"artgraph.node.{node_id}")
+        #: Where the result comes from (graph text, parameters) for nodes that
+        #: embed provenance in files they write; empty outside a graph run.
+        self.provenance: dict[str, Any] = provenance or {}
+
+    @property
+    def device(self) -> torch.device:
+        """The device tensors should be created on (and stay on)."""
+        import torch
+
+        return torch.device(self._device)
+
+    @property
+    def rng(self) -> torch.Generator:
+        """A CPU ``torch.Generator`` seeded with :attr:`seed`.
+
+        Draw on the CPU and move the result: the same seed then gives the same
+        numbers on every machine, whatever the device.
+        """
+        if self._rng is None:
+            import torch
+
+            self._rng = torch.Generator().manual_seed(self.seed)
+        return self._rng
+
+    def progress(self, total: int | None = None, desc: str | None = None) -> Progress:
+        """A progress reporter: ``with ctx.progress(steps) as bar: bar.update(1, loss=x)``."""
+        label = desc or self.node_id
+        if self._progress is None:
+            return SilentProgress(total, label)
+        return self._progress(total, label)

@@ -1,0 +1,45 @@
+"""Results that carry the graph that made them, for exact re-runs.
+
+``image.save`` writes the effective graph (overrides applied) into PNG text
+chunks; ``artgraph run --from result.png`` reads it back.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+GRAPH_KEY = "artgraph:graph"
+BASE_DIR_KEY = "artgraph:base_dir"
+SOURCE_KEY = "artgraph:source"
+NODE_KEY = "artgraph:node"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    graph_yaml: str
+    base_dir: str
+    source: str
+
+
+def png_text_chunks(provenance: dict[str, object]) -> dict[str, str]:
+    """The text chunks to embed for a node's provenance (empty outside a graph run)."""
+    if not provenance.get("graph"):
+        return {}
+    return {
+        GRAPH_KEY: str(provenance["graph"]),
+        BASE_DIR_KEY: str(provenance.get("base_dir", "")),
+        SOURCE_KEY: str(provenance.get("source", "")),
+        NODE_KEY: str(provenance.get("node", "")),
+    }
+
+
+def read_png_provenance(path: str | os.PathLike[str]) -> Provenance | None:
+    """The graph embedded in a PNG written by artgraph, or None."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        text = dict(getattr(img, "text", {}) or {})
+    if GRAPH_KEY not in text:
+        return None
+    return Provenance(text[GRAPH_KEY], text.get(BASE_DIR_KEY, ""), text.get(SOURCE_KEY, ""))
