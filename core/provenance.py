@@ -42,4 +42,5 @@ def read_png_provenance(path: str | os.PathLike[str]) -> Provenance | None:
         text = dict(getattr(img, "text", {}) or {})
     if GRAPH_KEY not in text:
         return None
-    return Provenance(text[GRAPH_KEY], text.get(BASE_DIR_KEY, ""), text.get(SOURCE_KEY, ""))
+    # Pillow returns iTXt chunks as a str subclass; YAML's C parser wants plain str.
+    return Provenance(str(text[GRAPH_KEY]), str(text.get(BASE_DIR_KEY, "")), str(text.get(SOURCE_KEY, "")))

@@ -66,7 +66,9 @@ class _Checker:
                 self.add(decl, decl.line, f"unknown node type '{decl.type}'", hint)
             return None
         node = PlannedNode(id=decl.id, spec=spec, params={}, wires={}, line=decl.line)
+        before = len(self.problems)
         self._check_params(decl, spec, node)
+        params_ok = len(self.problems) == before
         for name in decl.inputs:
             if name not in spec.inputs and name not in spec.params:
                 names = [*spec.inputs, *spec.params]
@@ -87,7 +89,7 @@ class _Checker:
                     f"missing required input '{name}' ({inp.type.name})",
                     f"add 'inputs: {{{name}: NODE.OUTPUT}}'",
                 )
-        if spec.check is not None and all(n not in decl.inputs for n in spec.params):
+        if spec.check is not None and params_ok and all(n not in decl.inputs for n in spec.params):
             try:
                 for message in spec.check(dict(node.params)):
                     self.add(decl, decl.line, message)

@@ -105,7 +105,7 @@ def _expanded_size(root: yaml.Node) -> int:
 
 def load_yaml(text: str, filename: str) -> tuple[Any, list[Problem]]:
     """Parse YAML text; return (data, problems). Problems carry the line."""
-    loader = _Loader(text)
+    loader = _Loader(str(text))
     try:
         root = loader.get_single_node()
         if root is None:
