@@ -32,7 +32,7 @@ def test_load_resizes_the_long_side(tiny_png: Path):
 
 
 def test_load_errors_name_the_path(tmp_path: Path):
-    with pytest.raises(NodeError, match="image file not found: .*nope.png"):
+    with pytest.raises(NodeError, match=r"image file not found: .*nope\.png"):
         image.load(ctx(), path=str(tmp_path / "nope.png"), size=None, mode="RGB")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"garbage")
