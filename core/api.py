@@ -85,9 +85,8 @@ class Graph:
             plan = build_plan(spec, self.registry, out_dir)
         except GraphError as exc:
             problems += exc.problems
-            raise GraphError(problems) from None
         if problems:
-            raise GraphError(problems)
+            raise GraphError(sorted(problems, key=lambda p: (p.file != spec.file, p.line or 0)))
         return plan
 
     def validate(self, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> None:
@@ -215,7 +214,7 @@ def load_graph(
             file = str(source)
             base = Path(base_dir) if base_dir is not None else Path(source).resolve().parent
         data, problems = load_yaml(text, file)
-        if problems:
+        if data is None and problems:
             raise GraphError(problems)
     spec, shape = parse_spec(data, file, base)
     graph = Graph(spec, [*problems, *shape], registry, text)

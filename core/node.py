@@ -113,7 +113,8 @@ class Output:
     description: str = ""
 
 
-CheckFn = Callable[[Mapping[str, object]], Iterable[str]]
+#: A node's own check of its literal params: yields messages, or (message, hint) pairs.
+CheckFn = Callable[[Mapping[str, object]], Iterable["str | tuple[str, str]"]]
 
 
 @dataclass(eq=False)

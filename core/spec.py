@@ -90,7 +90,7 @@ def parse_spec(data: Any, file: str, base_dir: Path) -> tuple[GraphSpec, list[Pr
 
     if "artgraph" not in data:
         add(1, None, "missing the format version key 'artgraph'", "add 'artgraph: 1' at the top")
-    elif data["artgraph"] != FORMAT_VERSION or isinstance(data["artgraph"], bool):
+    elif type(data["artgraph"]) is not int or data["artgraph"] != FORMAT_VERSION:
         add(
             line_of("artgraph"),
             None,

@@ -82,7 +82,7 @@ class _Checker:
                     "keep one of them",
                 )
         for name, inp in spec.inputs.items():
-            if not inp.optional and name not in decl.inputs:
+            if not inp.optional and name not in decl.input_lines:
                 self.add(
                     decl,
                     decl.line,
@@ -91,8 +91,9 @@ class _Checker:
                 )
         if spec.check is not None and params_ok and all(n not in decl.inputs for n in spec.params):
             try:
-                for message in spec.check(dict(node.params)):
-                    self.add(decl, decl.line, message)
+                for found in spec.check(dict(node.params)):
+                    message, hint = found if isinstance(found, tuple) else (found, "")
+                    self.add(decl, decl.line, message, hint or f"see 'artgraph nodes {spec.type_name}'")
             except Exception as exc:
                 self.add(
                     decl,
@@ -243,7 +244,10 @@ class _Checker:
                 continue
             cycle = nx.find_cycle(g.subgraph(component), source=first)
             names = [u for u, _ in cycle] + [cycle[0][0]]
-            start = min(names[:-1], key=lambda n: self.spec.nodes[n].line or 0)
+            ring = names[:-1]
+            start = min(ring, key=lambda n: self.spec.nodes[n].line or 0)
+            at = ring.index(start)
+            names = [*ring[at:], *ring[:at], start]
             decl = self.spec.nodes[start]
             self.add(
                 decl,

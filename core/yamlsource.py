@@ -9,6 +9,7 @@ aliases is bounded so a "billion laughs" document fails fast.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -38,7 +39,17 @@ class YamlProblem(Exception):
 
 
 class _Loader(_Base):  # type: ignore[misc, valid-type]
-    pass
+    #: (mapping, key, line, first line) of every duplicate key seen while constructing.
+    duplicates: list[tuple[LineDict, Any, int, int]]
+
+
+# YAML 1.1 (PyYAML's default) reads 1e6 and 1.0e6 as text; graphs are full of such
+# weights (style_weight: 1.0e6), so read them as the numbers everyone means (YAML 1.2).
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
@@ -54,15 +65,17 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
         try:
             hash(key)
         except TypeError:
-            raise YamlProblem(key_node.start_mark.line + 1, "a mapping key must be a plain value") from None
+            raise YamlProblem(
+                key_node.start_mark.line + 1,
+                "a mapping key must be a plain value",
+                "use a name, a number or quoted text as the key",
+            ) from None
         line = key_node.start_mark.line + 1
         if index >= merged:
             if key in explicit_seen:
-                raise YamlProblem(
-                    line,
-                    f"duplicate key '{key}' (first on line {result.key_lines[key]})",
-                    "remove or rename one of them",
-                )
+                # Keep the first, report the rest, and go on so every other problem shows too.
+                loader.duplicates.append((result, key, line, result.key_lines[key]))
+                continue
             explicit_seen.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = line
@@ -73,8 +86,12 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 
 def _expanded_size(root: yaml.Node) -> int:
-    """Count nodes as if every alias were copied out, without recursion."""
+    """Count nodes as if every alias were copied out, without recursion.
+
+    A node that contains itself through an alias would expand for ever; it is refused.
+    """
     sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -97,23 +114,53 @@ def _expanded_size(root: yaml.Node) -> int:
                     "remove the nested anchors (&) and aliases (*)",
                 )
             sizes[id(node)] = total
+            open_nodes.discard(id(node))
         else:
+            if id(node) in open_nodes:
+                raise YamlProblem(
+                    node.start_mark.line + 1,
+                    "a recursive alias: this value contains itself",
+                    "an alias (*) may not refer to an anchor (&) that encloses it",
+                )
+            open_nodes.add(id(node))
             stack.append((node, True))
-            stack.extend((k, False) for k in kids if id(k) not in sizes)
+            for kid in kids:
+                if id(kid) in open_nodes:
+                    raise YamlProblem(
+                        kid.start_mark.line + 1,
+                        "a recursive alias: this value contains itself",
+                        "an alias (*) may not refer to an anchor (&) that encloses it",
+                    )
+                if id(kid) not in sizes:
+                    stack.append((kid, False))
     return sizes[id(root)]
 
 
 def load_yaml(text: str, filename: str) -> tuple[Any, list[Problem]]:
-    """Parse YAML text; return (data, problems). Problems carry the line."""
+    """Parse YAML text; return (data, problems). Problems carry the line.
+
+    ``data`` is None when the text cannot be read at all; duplicate keys are
+    problems, but the data (first value kept) still comes back so that every
+    other problem in the file can be reported in the same pass.
+    """
     loader = _Loader(str(text))
+    loader.duplicates = []
     try:
         root = loader.get_single_node()
         if root is None:
             return None, []
         _expanded_size(root)
-        return loader.construct_document(root), []
+        data = loader.construct_document(root)
     except YamlProblem as exc:
         return None, [Problem(filename, exc.line, None, exc.message, exc.hint)]
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        return None, [
+            Problem(
+                filename, line, None, f"unsupported YAML: {exc.problem}", "graphs are plain YAML: remove the '!' tag"
+            )
+        ]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -125,11 +172,35 @@ def load_yaml(text: str, filename: str) -> tuple[Any, list[Problem]]:
         return None, [Problem(filename, None, None, f"YAML error: {exc}", "fix the YAML syntax")]
     finally:
         loader.dispose()
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    problems = []
+    for mapping, key, line, first in loader.duplicates:
+        if mapping is nodes:
+            problems.append(
+                Problem(
+                    filename,
+                    line,
+                    str(key),
+                    f"duplicate node id '{key}' (first on line {first})",
+                    "rename one of the nodes",
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    filename,
+                    line,
+                    None,
+                    f"duplicate key '{key}' (first on line {first})",
+                    "remove or rename one of them",
+                )
+            )
+    return data, problems
 
 
 def parse_scalar(text: str) -> Any:
     """Parse a ``--set`` value the way YAML would (``50`` -> 50, ``[a, b]`` -> list)."""
-    try:
-        return yaml.load(text, Loader=_Loader) if text.strip() else text
-    except yaml.YAMLError:
+    if not text.strip():
         return text
+    data, problems = load_yaml(text, "--set")
+    return text if problems else data

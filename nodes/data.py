@@ -14,10 +14,10 @@ from artgraph.files import atomic_path
 _SUFFIXES = (".json", ".npy", ".safetensors")
 
 
-def _check(params: dict[str, object]) -> list[str]:
+def _check(params: dict[str, object]) -> list[tuple[str, str]]:
     suffix = Path(str(params.get("path") or "")).suffix.lower()
     if suffix not in _SUFFIXES:
-        return [f"cannot tell how to write '{params.get('path')}' — use a suffix among {', '.join(_SUFFIXES)}"]
+        return [(f"cannot tell how to write '{params.get('path')}'", f"use a suffix among {', '.join(_SUFFIXES)}")]
     return []
 
 

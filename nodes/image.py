@@ -57,13 +57,15 @@ def load(ctx: Context, path: str, size: int | None, mode: str) -> torch.Tensor:
     return tensor.to(ctx.device)
 
 
-def _check_save(params: dict[str, object]) -> list[str]:
+def _check_save(params: dict[str, object]) -> list[tuple[str, str]]:
     path = str(params.get("path") or "")
     fmt = params.get("format")
     if fmt is None and Path(path).suffix.lower() not in _SAVE_FORMATS:
         return [
-            f"cannot tell the image format of '{path}' — use a suffix among "
-            f"{', '.join(sorted(_SAVE_FORMATS))} or set 'format'"
+            (
+                f"cannot tell the image format of '{path}'",
+                f"use a suffix among {', '.join(sorted(_SAVE_FORMATS))} or set 'format'",
+            )
         ]
     return []
 
