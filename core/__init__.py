@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from .context import Context
 from .errors import ArtgraphError, GraphError, NodeError, PluginError, Problem, RunFailed
+from .files import atomic_path
 from .node import REQUIRED, Input, NodeSpec, Output, Param, node, spec_of
+from .objective import FunctionObjective, Objective, Sum
 from .plugins import hookimpl, hookspec
 from .progress import Progress
 from .types import (
-    Any as AnyType,
-)
-from .types import (
+    JSON,
+    TENSOR,
     Bool,
     Dict,
     Float,
@@ -39,12 +40,16 @@ from .types import (
     TypeCheckError,
     can_connect,
 )
+from .types import (
+    Any as AnyType,
+)
+from .types import Objective as ObjectiveType
 
 if TYPE_CHECKING:
     from .api import Graph, load_graph, process_cache
     from .cache import Cache
     from .executor import RunResult
-    from .plugins import Registry, default_registry
+    from .plugins import Registry, build_registry, default_registry
 
 __version__ = "0.1.0"
 
@@ -58,6 +63,7 @@ _LAZY = {
     "RunResult": ("executor", "RunResult"),
     "Registry": ("plugins", "Registry"),
     "default_registry": ("plugins", "default_registry"),
+    "build_registry": ("plugins", "build_registry"),
 }
 
 
@@ -71,7 +77,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "JSON",
     "REQUIRED",
+    "TENSOR",
     "AnyType",
     "ArtgraphError",
     "Bool",
@@ -79,6 +87,7 @@ __all__ = [
     "Context",
     "Dict",
     "Float",
+    "FunctionObjective",
     "Graph",
     "GraphError",
     "Image",
@@ -88,6 +97,8 @@ __all__ = [
     "Model",
     "NodeError",
     "NodeSpec",
+    "Objective",
+    "ObjectiveType",
     "Output",
     "Param",
     "Path",
@@ -99,8 +110,11 @@ __all__ = [
     "RunFailed",
     "RunResult",
     "Str",
+    "Sum",
     "Tensor",
     "TypeCheckError",
+    "atomic_path",
+    "build_registry",
     "can_connect",
     "default_registry",
     "hookimpl",

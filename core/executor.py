@@ -169,7 +169,7 @@ def execute(
                 node_id,
                 node.spec.type_name,
                 device=device,
-                seed=_seed(node, keys[node_id]),
+                seed=_seed(kwargs, keys[node_id]),
                 progress=progress,
                 provenance={**(provenance or {}), "node": node_id},
             )
@@ -320,8 +320,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _seed(node: PlannedNode, key: str) -> int:
-    seed = node.params.get("seed")
+def _seed(kwargs: dict[str, Any], key: str) -> int:
+    """The node's ``seed`` param (literal or wired) when it has one, else one derived from its key."""
+    seed = kwargs.get("seed")
     if isinstance(seed, int) and not isinstance(seed, bool):
         return seed
     return int(key[:8], 16)

@@ -66,6 +66,8 @@ class Param:
     choices: tuple[object, ...] | None = None
     description: str = ""
     file: Literal["input", "output"] | None = None
+    #: Words a ``file`` param also accepts as they are, not as paths (``weights: auto``).
+    keywords: tuple[str, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -97,7 +99,7 @@ class Param:
         out: dict[str, object] = {"type": self.type.name, "required": self.required}
         if not self.required:
             out["default"] = self.default
-        for key in ("min", "max", "description", "file"):
+        for key in ("min", "max", "description", "file", "keywords"):
             if getattr(self, key) not in (None, ""):
                 out[key] = getattr(self, key)
         if self.choices is not None:

@@ -9,6 +9,7 @@ recorded (name, distribution, error) and skipped while every other keeps working
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata as md
 import logging
 import traceback
@@ -97,22 +98,31 @@ class Registry:
     def add_nodes(self, objs: Iterable[object], plugin: str, distribution: str) -> None:
         specs = [spec_of(o) for o in objs]
         for spec in specs:
-            unknown = [
-                p.type.name
-                for p in [*spec.inputs.values(), *spec.params.values(), *spec.outputs.values()]
-                if self.resolve_type(p.type.name) is None
-            ]
+            ports = [p.type for p in [*spec.inputs.values(), *spec.params.values(), *spec.outputs.values()]]
+            unknown = sorted({t.name for t in ports if self.resolve_type(t.name) is None})
             if unknown:
                 self.broken.append(
                     BrokenPlugin(
                         plugin,
                         distribution,
-                        f"node '{spec.type_name}' uses unregistered port types {sorted(set(unknown))}; "
+                        f"node '{spec.type_name}' uses unregistered port types {unknown}; "
                         "return them from artgraph_register_types",
                     )
                 )
                 continue
-            spec.plugin, spec.distribution = plugin, distribution
+            foreign = sorted({t.name for t in ports if not self._is_registered(t)})
+            if foreign:
+                self.broken.append(
+                    BrokenPlugin(
+                        plugin,
+                        distribution,
+                        f"node '{spec.type_name}' uses port types {foreign} that another plugin registered "
+                        "first under the same names; rename its types",
+                    )
+                )
+                continue
+            # A copy: the same decorated function may be registered in several registries.
+            spec = dataclasses.replace(spec, plugin=plugin, distribution=distribution)
             name = spec.type_name
             if name in self.conflicts:
                 self.conflicts[name].append(distribution)
@@ -121,6 +131,12 @@ class Registry:
                 self.conflicts[name] = [first.distribution, distribution]
             else:
                 self.nodes[name] = spec
+
+    def _is_registered(self, t: PortType) -> bool:
+        """The very type object registered under its name (not a namesake)."""
+        while t.element is not None:
+            t = t.element
+        return self.types.get(t.name) is t
 
     def conflict_message(self, type_name: str) -> str:
         dists = " and ".join(self.conflicts[type_name])
@@ -164,7 +180,7 @@ def build_registry(plugins: Iterable[tuple[str, str, object]] = ()) -> Registry:
 
     for hook in ("artgraph_register_types", "artgraph_register_nodes"):
         caller = getattr(pm.hook, hook)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # in registration order
             name = impl.plugin_name
             dist = registry.plugins.get(name, "unknown distribution")
             try:
@@ -183,6 +199,12 @@ def build_registry(plugins: Iterable[tuple[str, str, object]] = ()) -> Registry:
 
 
 def _register(pm: pluggy.PluginManager, registry: Registry, name: str, dist: str, obj: object) -> None:
+    if pm.has_plugin(name):
+        other = registry.plugins.get(name, "another distribution")
+        registry.broken.append(
+            BrokenPlugin(name, dist, f"entry point name '{name}' is also used by {other}; one of them must rename it")
+        )
+        return
     try:
         pm.register(obj, name=name)
     except Exception as exc:

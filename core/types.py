@@ -237,14 +237,28 @@ Dict = PortType(
     codec=JSON,
 )
 
-BUILTIN_TYPES: tuple[PortType, ...] = (Any, Tensor, Image, Model, Float, Int, Bool, Str, Path, Dict)
 
-_LIST_CACHE: dict[str, PortType] = {}
+def _check_objective(value: object) -> str | None:
+    from .objective import Objective as _Objective
+
+    return None if isinstance(value, _Objective) else f"expected an artgraph.Objective, got {type(value).__name__}"
+
+
+Objective = PortType(
+    "Objective",
+    "a score per image, lower is better: images [B,C,H,W] -> [B]; memory cache only",
+    value=_check_objective,
+)
+
+BUILTIN_TYPES: tuple[PortType, ...] = (Any, Tensor, Image, Model, Float, Int, Bool, Str, Path, Dict, Objective)
+
+#: id(element type) -> its list type (by identity: two plugins' namesakes stay apart).
+_LIST_CACHE: dict[int, PortType] = {}
 
 
 def List(element: PortType) -> PortType:  # noqa: N802 - reads like a type constructor
     """The type of a list of ``element`` values (``List(Image)``)."""
-    cached = _LIST_CACHE.get(element.name)
+    cached = _LIST_CACHE.get(id(element))
     if cached is not None:
         return cached
     made = PortType(
@@ -256,7 +270,7 @@ def List(element: PortType) -> PortType:  # noqa: N802 - reads like a type const
         on_device=element.on_device,
         element=element,
     )
-    _LIST_CACHE[element.name] = made
+    _LIST_CACHE[id(element)] = made
     return made
 
 

@@ -131,7 +131,7 @@ class _Checker:
             except TypeCheckError as exc:
                 self.add_param(decl, name, f"param '{name}': {exc}", _fix_hint(param))
                 continue
-            if param.file is not None and value is not None:
+            if param.file is not None and value is not None and value not in param.keywords:
                 value = self._check_file(decl, name, param, str(value))
                 if value is None:
                     continue

@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from artgraph import AnyType, Input, NodeError, Param, node
+from artgraph import AnyType, Input, NodeError, Param, atomic_path, node
 from artgraph import Path as PathT
-from artgraph.files import atomic_path
 
 _SUFFIXES = (".json", ".npy", ".safetensors")
 

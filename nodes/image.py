@@ -11,10 +11,9 @@ import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from PIL import Image as PILImage
 from PIL import ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from artgraph import Context, Image, Input, Int, List, NodeError, Param, Str, node
+from artgraph import Context, Image, Input, Int, List, NodeError, Param, Str, atomic_path, node
 from artgraph import Float as FloatT
 from artgraph import Path as PathT
-from artgraph.files import atomic_path
 from artgraph.provenance import png_text_chunks
 
 from .imageio import long_side_size, pil_to_tensor, tensor_to_pil

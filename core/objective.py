@@ -1,0 +1,78 @@
+"""Objectives: a score per image, lower is better, composable.
+
+An :class:`Objective` maps a batch of images ``[B,C,H,W]`` to scores ``[B]``. It
+is differentiable where its parts are, so a pixel optimiser can follow its
+gradient, and it scores a whole population in one batched call, so a genetic
+algorithm can use the very same value. Objectives compose like numbers:
+``content + 1e6 * style`` is an objective too, and its :meth:`terms` still
+report each part, for loss histories.
+
+The engine knows nothing about what an objective measures: nodes build them
+(VGG content and style losses, pixel distances, a plugin's CLIP score).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Objective:
+    """Base class: implement :meth:`terms` (each term a ``[B]`` tensor, weighted)."""
+
+    name: str = "objective"
+
+    def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """The total score per image, ``[B]``."""
+        parts = list(self.terms(images).values())
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total
+
+    def __add__(self, other: Objective) -> Objective:
+        return Sum([(self, 1.0), (other, 1.0)])
+
+    def __mul__(self, weight: float) -> Objective:
+        return Sum([(self, float(weight))])
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return f"<Objective {self.name}>"
+
+
+class FunctionObjective(Objective):
+    """An objective from a function ``images -> [B]`` and a weight."""
+
+    def __init__(self, name: str, fn: Callable[[torch.Tensor], torch.Tensor], weight: float = 1.0) -> None:
+        self.name, self.fn, self.weight = name, fn, float(weight)
+
+    def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {self.name: self.weight * self.fn(images)}
+
+
+class Sum(Objective):
+    """A weighted sum of objectives; its terms are the weighted terms of its parts."""
+
+    def __init__(self, parts: Iterable[tuple[Objective, float]]) -> None:
+        self.parts = [(obj, float(w)) for obj, w in parts]
+        if not self.parts:
+            raise ValueError("a sum of objectives needs at least one objective")
+        self.name = "+".join(obj.name for obj, _ in self.parts)
+
+    def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for obj, weight in self.parts:
+            for name, value in obj.terms(images).items():
+                key, n = name, 2
+                while key in out:
+                    key, n = f"{name}_{n}", n + 1
+                out[key] = weight * value
+        return out
