@@ -7,15 +7,15 @@ for both the CLI and library users.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache
+from .cache import Cache, make_key
 from .devices import resolve_device
 from .errors import GraphError, Problem, RunFailed
 from .executor import RunListener, RunResult, execute
@@ -67,6 +67,8 @@ class Graph:
         self.registry = registry
         self.text = text
         self._shape_problems = problems
+        #: Validated plans by (overrides, output folder): a re-run does not re-validate.
+        self._plans: dict[tuple[str, str], Plan] = {}
 
     @property
     def name(self) -> str:
@@ -76,10 +78,17 @@ class Graph:
         self, overrides: Mapping[str, Any] | Iterable[str] | None = None, out_dir: str | os.PathLike[str] = "out"
     ) -> Plan:
         """Validate completely (overrides included); raise GraphError with every problem."""
-        spec = copy.deepcopy(self.spec) if overrides else self.spec
-        problems = list(self._shape_problems)
+        items: dict[str, Any] | list[str] = {}
         if overrides:
             items = dict(overrides) if isinstance(overrides, Mapping) else list(overrides)
+        memo_key = (json.dumps(items, sort_keys=True, default=repr), str(out_dir))
+        memo = self._plans.get(memo_key)
+        if memo is not None and all(os.path.exists(p) for n in memo.nodes.values() for p in n.reads):
+            return memo
+        # Overrides touch a copy of the nodes mapping; apply_overrides copies each node it changes.
+        spec = dataclasses.replace(self.spec, nodes=dict(self.spec.nodes)) if items else self.spec
+        problems = list(self._shape_problems)
+        if items:
             problems += apply_overrides(spec, items)
         try:
             plan = build_plan(spec, self.registry, out_dir)
@@ -87,6 +96,9 @@ class Graph:
             problems += exc.problems
         if problems:
             raise GraphError(sorted(problems, key=lambda p: (p.file != spec.file, p.line or 0)))
+        if len(self._plans) >= 16:
+            self._plans.pop(next(iter(self._plans)))
+        self._plans[memo_key] = plan
         return plan
 
     def validate(self, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> None:
@@ -134,11 +146,7 @@ class Graph:
             store = cache
         else:
             store = process_cache(cache)
-        provenance = {
-            "graph": self.effective_yaml(plan),
-            "source": self.spec.file,
-            "base_dir": str(self.spec.base_dir),
-        }
+        provenance = _Provenance(lambda: self.effective_yaml(plan), self.spec.file, str(self.spec.base_dir))
         result = execute(
             plan,
             device=dev,
@@ -154,7 +162,30 @@ class Graph:
         return result
 
 
+class _Provenance(Mapping[str, str]):
+    """The provenance mapping nodes may embed; the graph's YAML is written only if asked for."""
+
+    def __init__(self, graph_yaml: Callable[[], str], source: str, base_dir: str) -> None:
+        self._make, self._yaml = graph_yaml, None
+        self._rest = {"source": source, "base_dir": base_dir}
+
+    def __getitem__(self, key: str) -> str:
+        if key == "graph":
+            if self._yaml is None:
+                self._yaml = self._make()
+            return self._yaml
+        return self._rest[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("graph", *self._rest))
+
+    def __len__(self) -> int:
+        return 1 + len(self._rest)
+
+
 def _graph_id(spec: GraphSpec) -> str:
+    if spec.file == "<dict>":  # tell unnamed graphs apart by their nodes
+        return f"<dict>::{spec.name}::{make_key(sorted((i, d.type or '') for i, d in spec.nodes.items()))}"
     return f"{spec.file}::{spec.name}"
 
 

@@ -9,6 +9,7 @@ nodes stay plain functions that can run anywhere (a test, a notebook, a cluster)
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .progress import Progress, ProgressFactory, SilentProgress
@@ -17,10 +18,20 @@ if TYPE_CHECKING:
     import torch
 
 
+class _NodeLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes messages with the node id; one shared logger, not one per node."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['node']}] {msg}", kwargs  # type: ignore[index]
+
+
+_NODE_LOGGER = logging.getLogger("artgraph.node")
+
+
 class Context:
     """Per-node run context."""
 
-    __slots__ = ("_device", "_progress", "_rng", "log", "node_id", "node_type", "provenance", "seed")
+    __slots__ = ("_device", "_progress", "_provenance", "_rng", "log", "node_id", "node_type", "seed")
 
     def __init__(
         self,
@@ -30,7 +41,7 @@ class Context:
         device: str = "cpu",
         seed: int = 0,
         progress: ProgressFactory | None = None,
-        provenance: dict[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> None:
         self.node_id = node_id
         self.node_type = node_type
@@ -40,10 +51,17 @@ class Context:
         self._device = device
         self._rng: torch.Generator | None = None
         self._progress = progress
-        self.log = logging.getLogger(f"artgraph.node.{node_id}")
-        #: Where the result comes from (graph text, parameters) for nodes that
-        #: embed provenance in files they write; empty outside a graph run.
-        self.provenance: dict[str, Any] = provenance or {}
+        self._provenance = provenance
+        self.log: logging.LoggerAdapter = _NodeLog(_NODE_LOGGER, {"node": node_id})  # type: ignore[type-arg]
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Where the result comes from (the graph's YAML with overrides, its folder, this
+        node), for nodes that embed it in files they write; empty outside a graph run.
+        Built only when asked for: most nodes never do."""
+        if not self._provenance:
+            return {}
+        return {**self._provenance, "node": self.node_id}
 
     @property
     def device(self) -> torch.device:

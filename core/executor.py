@@ -137,14 +137,14 @@ def execute(
     reports: dict[str, NodeReport] = {
         i: NodeReport(SKIPPED, reason="does not lead to an output") for i in nodes if i not in relevant
     }
-    to_run = _decide(plan, wanted, relevant, keys, cache, reports)
+    values: dict[str, dict[str, Any]] = {}
+    to_run = _decide(plan, wanted, relevant, keys, cache, reports, values)
 
     consumers: dict[str, int] = {}
     for node_id in to_run:
         for wire in nodes[node_id].sources():
             consumers[wire.src] = consumers.get(wire.src, 0) + 1
 
-    values: dict[str, dict[str, Any]] = {}
     failed: set[str] = set()
     total = len(to_run)
     index = 0
@@ -171,7 +171,7 @@ def execute(
                 device=device,
                 seed=_seed(kwargs, keys[node_id]),
                 progress=progress,
-                provenance={**(provenance or {}), "node": node_id},
+                provenance=provenance,
             )
             if node.spec.wants_ctx:
                 kwargs["ctx"] = ctx
@@ -269,6 +269,7 @@ def _decide(
     keys: dict[str, str],
     cache: Cache | None,
     reports: dict[str, NodeReport],
+    values: dict[str, dict[str, Any]],
 ) -> set[str]:
     """Walk back from the targets: a needed node is served from cache when it can be,
     and only nodes whose results are missing pull in their own inputs."""
@@ -281,9 +282,16 @@ def _decide(
         if node_id not in needed:
             reports[node_id] = NodeReport(CACHED, reason="not needed: its consumers were cached")
             continue
-        if cache is not None and node.spec.cacheable and cache.has(keys[node_id]):
-            reports[node_id] = NodeReport(CACHED, reason="same key as a cached result")
-            continue
+        if cache is not None and node.spec.cacheable:
+            held = cache.memory.get(keys[node_id])
+            if held is not None:
+                # Pin it now: results stored later in this run could push it out of the LRU.
+                values[node_id] = held
+                reports[node_id] = NodeReport(CACHED, reason="same key as a cached result")
+                continue
+            if cache.disk is not None and cache.disk.has(keys[node_id]):
+                reports[node_id] = NodeReport(CACHED, reason="same key as a cached result (disk)")
+                continue
         to_run.add(node_id)
         needed.update(w.src for w in node.sources())
     return to_run

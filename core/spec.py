@@ -7,6 +7,7 @@ references. It remembers the line of everything so later stages can point at it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,8 +215,13 @@ def _parse_node(node_id: str, body: Any, line: int | None, add: Any) -> NodeDecl
 
 
 def apply_overrides(spec: GraphSpec, overrides: dict[str, Any] | list[str]) -> list[Problem]:
-    """Apply ``NODE.PARAM=VALUE`` overrides (CLI text, or a dict with parsed values)."""
+    """Apply ``NODE.PARAM=VALUE`` overrides (CLI text, or a dict with parsed values).
+
+    ``spec.nodes`` must be the caller's own copy of the mapping: each node an
+    override touches is replaced by a copy, so the loaded graph stays as it was.
+    """
     problems: list[Problem] = []
+    copied: set[str] = set()
     items: list[tuple[str, str, Any]] = []
     if isinstance(overrides, dict):
         items = [(k, f"{k}={v!r}", v) for k, v in overrides.items()]
@@ -240,6 +246,11 @@ def apply_overrides(spec: GraphSpec, overrides: dict[str, Any] | list[str]) -> l
             hint = did_you_mean(node_id, spec.nodes) or f"nodes: {', '.join(spec.nodes)}"
             problems.append(Problem(SET_ORIGIN, None, node_id, f"'{text}': no such node", hint))
             continue
+        if node_id not in copied:
+            # Never change the loaded graph: the node is copied before its first override.
+            decl = dataclasses.replace(decl, params=dict(decl.params), overridden=dict(decl.overridden))
+            spec.nodes[node_id] = decl
+            copied.add(node_id)
         decl.params[param] = value
         decl.overridden[param] = text
     return problems

@@ -3,11 +3,16 @@ exactly like a third-party plugin (see pyproject.toml)."""
 
 from __future__ import annotations
 
-from artgraph import hookimpl
+from artgraph import PortType, hookimpl
 
-from . import data, image
+from . import data, features, image, objectives, optimize, style
+
+
+@hookimpl
+def artgraph_register_types() -> list[PortType]:
+    return list(features.TYPES)
 
 
 @hookimpl
 def artgraph_register_nodes() -> list[object]:
-    return [*image.NODES, *data.NODES]
+    return [*image.NODES, *data.NODES, *features.NODES, *objectives.NODES, *optimize.NODES, *style.NODES]

@@ -15,7 +15,7 @@ def pil_to_tensor(img: PILImage.Image) -> torch.Tensor:
     if array.ndim == 2:
         array = array[:, :, None]
     tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
-    return tensor.to(torch.float32).div_(255.0)
+    return tensor.to(torch.float32).div_(255.0).contiguous()
 
 
 def tensor_to_pil(image: torch.Tensor) -> PILImage.Image:

@@ -1,0 +1,174 @@
+"""Nodes for VGG models, features and Gram matrices, plus the shared feature memo.
+
+Several objectives usually look at the same image through the same VGG in one
+optimisation step (content at relu4_2, style at relu1_1..relu5_1). The model
+remembers the activations of the last image it saw and continues from them when
+a deeper layer is asked for, so one step costs one forward pass however many
+objectives share it — the same cost as a hand-written loop.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import torch
+
+from artgraph import Context, Image, Input, Int, List, Model, NodeError, Param, PortType, Str, node
+from artgraph import Path as PathT
+
+from .vgg import ALL_LAYERS, ARCHS, VGG, WEIGHT_SETS, check_layers, load_vgg
+
+
+def _check_features(value: object) -> str | None:
+    if not isinstance(value, dict) or not all(hasattr(v, "shape") for v in value.values()):
+        return f"expected a dict of layer name -> tensor, got {type(value).__name__}"
+    return None
+
+
+Features = PortType("Features", "VGG activations by layer name: {layer: [B,C,H,W]}", value=_check_features)
+Gram = PortType("Gram", "Gram matrices by layer name: {layer: [B,C,C]}, F·Fᵀ/(C·H·W)", value=_check_features)
+TYPES = [Features, Gram]
+
+DEFAULT_STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+DEFAULT_CONTENT_LAYERS = ["relu4_2"]
+
+
+class FeatureSource:
+    """A VGG that remembers every activation of the last image it saw.
+
+    A request for a deeper layer continues the forward pass from where the last
+    one stopped, so objectives sharing a model cost one pass per image between
+    them, whatever layers each asks for and in whatever order. (With gradients on,
+    autograd keeps these activations for the backward pass anyway.)
+    """
+
+    def __init__(self, model: VGG) -> None:
+        self.model = model
+        self._ref: weakref.ref[torch.Tensor] | None = None
+        self._version = -1
+        self._grad = False
+        self._acts: list[torch.Tensor] = []
+        self._x: torch.Tensor | None = None
+        self.forward_passes = 0
+
+    def want(self, layers: Sequence[str]) -> None:
+        """Check layer names early (at objective construction) for a clear error."""
+        self.model.check(layers)
+
+    def __call__(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        model = self.model
+        model.check(layers)
+        same = (
+            self._ref is not None
+            and self._ref() is images
+            and images._version == self._version
+            and torch.is_grad_enabled() == self._grad
+        )
+        if not same:
+            self._ref, self._version, self._grad = weakref.ref(images), images._version, torch.is_grad_enabled()
+            self._x, self._acts = model.preprocess(images), []
+            self.forward_passes += 1
+        deepest = max(model.index[name] for name in layers)
+        x = self._acts[-1] if self._acts else self._x
+        for i in range(len(self._acts), deepest + 1):
+            x = model.features[i](x)
+            self._acts.append(x)
+        scale = model.feature_scale
+        if scale == 1.0:
+            return {name: self._acts[model.index[name]] for name in layers}
+        return {name: self._acts[model.index[name]] * scale for name in layers}
+
+    def forget(self) -> None:
+        """Drop the memo (and the autograd graph it may hold)."""
+        self._ref, self._acts, self._x = None, [], None
+
+
+_SOURCES: weakref.WeakKeyDictionary[VGG, FeatureSource] = weakref.WeakKeyDictionary()
+
+
+def feature_source(model: object) -> FeatureSource:
+    """The shared feature source of a VGG model."""
+    if not isinstance(model, VGG):
+        raise NodeError(f"expected a VGG model from vgg.model, got {type(model).__name__}")
+    if model not in _SOURCES:
+        _SOURCES[model] = FeatureSource(model)
+    return _SOURCES[model]
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix per image: ``F·Fᵀ / (C·H·W)`` for F of shape [B, C, H·W] -> [B, C, C].
+
+    Dividing by C·H·W makes the values independent of image size and layer
+    width, so one style weight suits every layer and resolution.
+    """
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def _layers_check(*names: str):
+    def check(params: dict[str, object]) -> list[str]:
+        out: list[str] = []
+        for name in names:
+            value = params.get(name)
+            if isinstance(value, list):
+                if not value:
+                    out.append(f"'{name}' must name at least one layer")
+                out += check_layers([str(v) for v in value])
+        return out
+
+    return check
+
+
+@node(
+    "vgg.model",
+    category="vgg",
+    params={
+        "arch": Param(Str, "vgg19", choices=ARCHS, description="network depth"),
+        "weights": Param(
+            PathT,
+            "auto",
+            file="input",
+            keywords=WEIGHT_SETS,
+            description="auto | imagenet | hed | random | a .safetensors/.pth file",
+        ),
+        "pooling": Param(Str, "max", choices=("max", "avg"), description="pooling layers (avg: smoother)"),
+        "seed": Param(Int, 0, min=0, description="seed for 'random' weights"),
+    },
+    outputs={"model": Model},
+)
+def vgg_model(ctx: Context, arch: str, weights: str, pooling: str, seed: int) -> VGG:
+    """A frozen VGG feature extractor on the device (weights: see docs/style-transfer.md)."""
+    model = load_vgg(arch, weights, pooling, seed).to(ctx.device)
+    ctx.log.info("loaded %s", model.extra_repr())
+    return model
+
+
+@node(
+    "vgg.features",
+    category="vgg",
+    inputs={"model": Input(Model), "image": Input(Image)},
+    params={"layers": Param(List(Str), DEFAULT_STYLE_LAYERS, description="layer names, e.g. relu1_1, conv4_2")},
+    outputs={"features": Features},
+    check=_layers_check("layers"),
+)
+def vgg_features(model: VGG, image: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+    """VGG activations of an image at the named layers."""
+    with torch.no_grad():
+        return feature_source(model)(image, layers)
+
+
+@node(
+    "loss.gram",
+    category="vgg",
+    inputs={"features": Input(Features)},
+    outputs={"gram": Gram},
+)
+def loss_gram(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Gram matrices F·Fᵀ/(C·H·W) of each layer's features (the style statistics)."""
+    return {name: gram(f) for name, f in features.items()}
+
+
+NODES = [vgg_model, vgg_features, loss_gram]
+ALL = ALL_LAYERS

