@@ -25,7 +25,7 @@ log = logging.getLogger("artgraph.nodes.objectives")
 #: image that is clearly stylised and still clearly shows the content (features of
 #: every weight set are brought to ImageNet magnitudes by the model, see vgg.py).
 CONTENT_WEIGHT = 1.0
-STYLE_WEIGHT = 1.0e4
+STYLE_WEIGHT = 3.0e3
 TV_WEIGHT = 0.0
 
 
@@ -130,7 +130,7 @@ class StyleObjective(Objective):
             lw * _per_image((gram(feats[name]) - target[name]) ** 2)
             for name, lw in zip(self.layers, self.layer_weights, strict=True)
         )
-        return {self.name: self.weight * loss}
+        return {self.name: self.weight * self.source.model.style_calibration * loss}
 
 
 class TVObjective(Objective):

@@ -39,7 +39,11 @@ def optimize_pixels(
     desc: str = "optimising",
 ) -> Outcome:
     """Minimise ``objective`` over the pixels of ``start``; ``steps`` counts objective
-    evaluations (as neural-style counts L-BFGS iterations). Pixels stay in [0,1].
+    evaluations (as neural-style counts L-BFGS iterations).
+
+    Adam's pixels are clamped to [0,1] after every step. L-BFGS's are not (as in
+    neural-style): clamping inside its closure spoils its curvature estimates and
+    makes the loss jump about; the result is clamped at the end.
 
     If the loss becomes NaN or infinite, stop, warn with the step, and return the
     last image whose loss was finite.
@@ -53,8 +57,6 @@ def optimize_pixels(
 
     def evaluate() -> torch.Tensor:
         nonlocal evals, last_good
-        with torch.no_grad():
-            x.clamp_(0, 1)
         terms = objective.terms(x)
         per_image = sum(terms.values())
         loss = per_image.sum()
@@ -62,7 +64,7 @@ def optimize_pixels(
         value = float(loss.detach())
         if not math.isfinite(value):
             raise _Diverged(evals)
-        last_good = x.detach().clone()
+        last_good = x.detach().clamp(0, 1)
         history["step"].append(evals)
         history["total"].append(value)
         for name, term in terms.items():
@@ -97,6 +99,8 @@ def optimize_pixels(
                     opt.zero_grad(set_to_none=True)
                     evaluate()
                     opt.step()
+                    with torch.no_grad():
+                        x.clamp_(0, 1)
         except _Diverged as stop:
             ctx.log.warning("the loss became NaN/inf at step %d; keeping the last good image", stop.step)
             history["stopped_at"] = [float(stop.step)]

@@ -110,11 +110,18 @@ class VGG(nn.Module):
     """
 
     def __init__(
-        self, arch: str, features: nn.Sequential, preprocess: Preprocess, weights: str, feature_scale: float
+        self,
+        arch: str,
+        features: nn.Sequential,
+        preprocess: Preprocess,
+        weights: str,
+        feature_scale: float,
+        style_calibration: float = 1.0,
     ) -> None:
         super().__init__()
         self.arch, self.weights, self.preprocess = arch, weights, preprocess
         self.feature_scale = feature_scale
+        self.style_calibration = style_calibration
         self.features = features
         self.names = layer_names(arch)
         self.index = {n: i for i, n in enumerate(self.names)}
@@ -277,6 +284,12 @@ def _load_file(path: str) -> dict[str, torch.Tensor]:
 #: Multiplies features so every weight set gives about the magnitudes of ImageNet
 #: preprocessing (Caffe inputs are ~58x larger: 255 * the ImageNet std).
 FEATURE_SCALE = {"imagenet": 1.0, "random": 1.0, "file": 1.0, "hed": 1.0 / 57.8}
+#: Multiplies the style loss so that one default style weight suits every weight set.
+#: 'hed' was calibrated by eye on the sample images (docs/gallery.md). For ImageNet
+#: weights the factor makes the default equal to the PyTorch tutorial's well-tried
+#: style weight of 1e6 (same Gram and MSE normalisation); ImageNet weights cannot be
+#: downloaded where artgraph is developed, so that calibration is not yet checked by eye.
+STYLE_CALIBRATION = {"imagenet": 200.0, "file": 200.0, "random": 1.0, "hed": 1.0}
 
 
 def load_vgg(arch: str, weights: str, pooling: str = "max", seed: int = 0) -> VGG:
@@ -286,7 +299,7 @@ def load_vgg(arch: str, weights: str, pooling: str = "max", seed: int = 0) -> VG
             weights = "imagenet"
         elif hed_h5_path() is not None or (weights_cache_dir() / "hed_vgg16.safetensors").is_file():
             if arch != "vgg16":
-                log.warning("weights auto: no cached ImageNet %s; using the hed VGG16 weights", arch)
+                log.info("weights auto: no cached ImageNet %s; using the hed VGG16 weights", arch)
             arch, weights = "vgg16", "hed"
         else:
             raise NodeError(
@@ -301,7 +314,7 @@ def load_vgg(arch: str, weights: str, pooling: str = "max", seed: int = 0) -> VG
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             features = _features(arch, pooling)
-        return VGG(arch, features, IMAGENET, "random", FEATURE_SCALE["random"])
+        return VGG(arch, features, IMAGENET, "random", FEATURE_SCALE["random"], STYLE_CALIBRATION["random"])
     if weights == "imagenet":
         state, pre, kind = _load_imagenet(arch), IMAGENET, "imagenet"
     elif weights == "hed":
@@ -313,4 +326,4 @@ def load_vgg(arch: str, weights: str, pooling: str = "max", seed: int = 0) -> VG
     except RuntimeError as exc:
         first = str(exc).splitlines()
         raise NodeError(f"the weights ({weights}) do not fit {arch}: {' '.join(first[:2])[:300]}") from None
-    return VGG(arch, features, pre, weights, FEATURE_SCALE[kind])
+    return VGG(arch, features, pre, weights, FEATURE_SCALE[kind], STYLE_CALIBRATION[kind])
