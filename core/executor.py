@@ -8,6 +8,8 @@ Nothing here recurses, so a chain of 10,000 nodes runs like a chain of 10.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import traceback
 import uuid
@@ -15,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .cache import Cache, file_fingerprint, make_key
+from .cache import Cache, file_fingerprint
 from .context import Context
 from .errors import NodeError
 from .plan import Plan, PlannedNode, Wire
@@ -244,6 +246,9 @@ def _ancestors(plan: Plan, wanted: dict[str, Any]) -> set[str]:
 
 
 def _key(node: PlannedNode, keys: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The node's key: a hash of its identity (type, version, params), the keys of its
+    inputs and the fingerprints of the files it reads. Also returns those parts, for
+    the ledger that explains why a node ran."""
     inputs: dict[str, Any] = {}
     for name, wire in node.wires.items():
         if isinstance(wire, list):
@@ -256,10 +261,17 @@ def _key(node: PlannedNode, keys: dict[str, str]) -> tuple[str, dict[str, Any]]:
         "params": node.params,
         "inputs": inputs,
     }
+    h = hashlib.blake2b(node.identity().encode(), digest_size=16)
+    for name in sorted(inputs):
+        value = inputs[name]
+        h.update(f"|{name}=".encode())
+        h.update((",".join(value) if isinstance(value, list) else value).encode())
     if node.reads:
         parts["reads"] = [file_fingerprint(p) for p in node.reads]
-    key_parts = parts if node.spec.deterministic else {**parts, "nonce": uuid.uuid4().hex}
-    return make_key(key_parts), parts
+        h.update(json.dumps(parts["reads"]).encode())
+    if not node.spec.deterministic:
+        h.update(uuid.uuid4().bytes)
+    return h.hexdigest(), parts
 
 
 def _decide(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,15 +32,27 @@ class PlannedNode:
     #: absolute paths of files the node reads (fingerprinted into its cache key).
     reads: list[str] = field(default_factory=list)
     line: int | None = None
+    _sources: list[Wire] | None = field(default=None, repr=False)
+    _identity: str | None = field(default=None, repr=False)
 
     def sources(self) -> list[Wire]:
-        out: list[Wire] = []
-        for w in self.wires.values():
-            if isinstance(w, list):
-                out.extend(w)
-            else:
-                out.append(w)
-        return out
+        """Every wire into this node, flattened (computed once: plans are reused)."""
+        if self._sources is None:
+            out: list[Wire] = []
+            for w in self.wires.values():
+                if isinstance(w, list):
+                    out.extend(w)
+                else:
+                    out.append(w)
+            self._sources = out
+        return self._sources
+
+    def identity(self) -> str:
+        """The fixed part of the cache key: type, version and params, as canonical JSON."""
+        if self._identity is None:
+            blob = [self.spec.type_name, self.spec.version, self.params]
+            self._identity = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
+        return self._identity
 
 
 @dataclass

@@ -193,5 +193,5 @@ def test_usage_errors_exit_2(tmp_path: Path):
     assert artgraph("frobnicate", cwd=tmp_path).returncode == 2
     out = artgraph("run", "missing.yaml", cwd=tmp_path)
     assert out.returncode == 2 and "graph file not found" in out.stderr
-    out = artgraph("run", "quickstart", "--device", "tpu", cwd=tmp_path)
+    out = artgraph("run", "contact_sheet", "--device", "tpu", cwd=tmp_path)
     assert out.returncode == 2 and "unknown device 'tpu'" in out.stderr

@@ -133,8 +133,8 @@ def test_data_save_json_npy_safetensors(tmp_path: Path):
         data.save([1, 2], path=str(tmp_path / "x.npy"))
 
 
-def test_quickstart_graph_runs(tmp_path: Path):
-    result = load_graph("quickstart").run(device="cpu", cache=False, out_dir=tmp_path)
+def test_contact_sheet_graph_runs(tmp_path: Path):
+    result = load_graph("contact_sheet").run(device="cpu", cache=False, out_dir=tmp_path)
     (path,) = result["save.paths"]
     with PILImage.open(path) as img:
         assert img.size == (3 * 192 + 4 * 4, 192 + 2 * 4)

