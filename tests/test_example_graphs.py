@@ -20,6 +20,10 @@ SHRINK: dict[str, dict[str, object]] = {
     "multi_style.yaml": {"content.size": 32, "bricks.size": 32, "stars.size": 32, "transfer.steps": 2},
     "preserve_colors.yaml": {"content.size": 32, "style.size": 32, "transfer.steps": 2},
     "multiscale.yaml": {"content.size": 48, "style.size": 48, "transfer.steps": 2, "transfer.scales": [24, 48]},
+    "gan_mnist.yaml": {"gan.steps": 2, "gan.width": 4, "sample.count": 4},
+    "gan_sample.yaml": {"sample.count": 4},
+    "gan_interpolate.yaml": {"walk.steps": 2},
+    "gan_folder.yaml": {"gan.steps": 2, "gan.width": 4, "sample.count": 4},
 }
 
 
