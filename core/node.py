@@ -100,7 +100,7 @@ class Param:
         if not self.required:
             out["default"] = self.default
         for key in ("min", "max", "description", "file", "keywords"):
-            if getattr(self, key) not in (None, ""):
+            if getattr(self, key) not in (None, "", ()):
                 out[key] = getattr(self, key)
         if self.choices is not None:
             out["choices"] = list(self.choices)

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from artgraph import PortType, hookimpl
 
-from . import data, features, image, objectives, optimize, style
+from . import animation, data, datasets, features, gan, image, objectives, optimize, style
 
 
 @hookimpl
 def artgraph_register_types() -> list[PortType]:
-    return list(features.TYPES)
+    return [*features.TYPES, *datasets.TYPES]
 
 
 @hookimpl
 def artgraph_register_nodes() -> list[object]:
-    return [*image.NODES, *data.NODES, *features.NODES, *objectives.NODES, *optimize.NODES, *style.NODES]
+    return [
+        *image.NODES,
+        *data.NODES,
+        *features.NODES,
+        *objectives.NODES,
+        *optimize.NODES,
+        *style.NODES,
+        *datasets.NODES,
+        *gan.NODES,
+        *animation.NODES,
+    ]

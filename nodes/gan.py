@@ -1,0 +1,758 @@
+"""GANs as nodes: train a generator on a dataset, save/load it, sample, interpolate.
+
+The default recipe is a small DCGAN with the usual stabilisers (batch norm in the
+generator, LeakyReLU(0.2) and strided convolutions in the discriminator, Adam
+with lr 2e-4 and betas (0.5, 0.999), the non-saturating loss, one-sided label
+smoothing and an exponential moving average of the generator's weights). The
+classic MLP recipe (100→256→256→784, LeakyReLU, Tanh / Sigmoid, BCE) is
+available as ``arch: mlp``; on 5,000 MNIST digits it gives blurry blobs of one
+or two kinds where the DCGAN gives recognisable digits of nine or ten kinds.
+
+Randomness is reproducible and resumable: model initialisation comes from the
+``seed``; the shuffle of epoch ``e`` and the noise of step ``t`` come from
+generators seeded with ``(seed, e)`` and ``(seed, t)``, all on the CPU, so a run
+resumed from a checkpoint continues exactly as the uninterrupted run would.
+
+Files are safetensors: the weights, and a JSON config in the header's metadata
+(arch, sizes, z_dim, channels, image size, dataset normalisation, training
+step). Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
+from torch import nn
+
+from artgraph import (
+    Bool,
+    Context,
+    Dict,
+    Image,
+    Input,
+    Int,
+    List,
+    Model,
+    NodeError,
+    Output,
+    Param,
+    Str,
+    atomic_path,
+    node,
+)
+from artgraph import Float as FloatT
+from artgraph import Path as PathT
+
+from .datasets import Dataset, ImageSet
+
+FORMAT = "artgraph.gan"
+FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = "artgraph.gan.checkpoint"
+#: Images are trained in [-1, 1]: x_train = (x - mean) / std.
+NORMALISATION = {"mean": 0.5, "std": 0.5}
+MLP_HIDDEN = [256, 256]
+DCGAN_WIDTH = 32
+SAMPLE_CHUNK = 500
+
+
+# -- models -------------------------------------------------------------------
+
+
+def dcgan_layout(size: int) -> tuple[int, int]:
+    """(base side, number of ×2 upsamplings) for a square image of ``size`` pixels:
+    as many halvings as keep the base side a whole number of at least 4."""
+    ups = 0
+    while size % (2 ** (ups + 1)) == 0 and size // 2 ** (ups + 1) >= 4:
+        ups += 1
+    return size // 2**ups, ups
+
+
+def _check_geometry(config: dict[str, Any]) -> None:
+    if config["arch"] == "dcgan":
+        _base, ups = dcgan_layout(config["size"])
+        if ups < 2:
+            raise NodeError(
+                f"the dcgan needs an image side that halves at least twice to 4 pixels or more "
+                f"(e.g. 28, 32, 64), got {config['size']}; set the dataset's size, or use arch: mlp"
+            )
+
+
+def _init_dcgan(module: nn.Module) -> None:
+    """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    """z ``[B, z_dim]`` -> images ``[B, C, size, size]`` in [-1, 1] (``forward``) or [0, 1]
+    (``generate``). ``config`` describes it completely (see :func:`generator_config`)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = dict(config)
+        c, size, z_dim = config["channels"], config["size"], config["z_dim"]
+        if config["arch"] == "mlp":
+            layers: list[nn.Module] = []
+            width = z_dim
+            for hidden in config["hidden"]:
+                layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+                width = hidden
+            layers += [nn.Linear(width, c * size * size), nn.Tanh()]
+            self.net = nn.Sequential(*layers)
+        else:
+            base, ups = dcgan_layout(size)
+            w = config["width"]
+            top = w * 2 ** (ups - 1)
+            layers = [
+                nn.Linear(z_dim, top * base * base, bias=False),
+                nn.Unflatten(1, (top, base, base)),
+                nn.BatchNorm2d(top),
+                nn.ReLU(True),
+            ]
+            ch = top
+            for _ in range(ups - 1):
+                layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+                ch //= 2
+            layers += [nn.ConvTranspose2d(ch, c, 4, 2, 1), nn.Tanh()]
+            self.net = nn.Sequential(*layers)
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.config["z_dim"])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.net(z)
+        c, s = self.config["channels"], self.config["size"]
+        return out.view(-1, c, s, s)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (the dataset's range), clamped."""
+        norm = self.config.get("normalisation", NORMALISATION)
+        return (self(z) * norm["std"] + norm["mean"]).clamp_(0.0, 1.0)
+
+
+class Discriminator(nn.Module):
+    """images ``[B, C, size, size]`` in [-1, 1] -> one logit per image ``[B]``."""
+
+    def __init__(self, config: dict[str, Any], spectral: bool, norm: bool) -> None:
+        super().__init__()
+        c, size = config["channels"], config["size"]
+        sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+        if config["arch"] == "mlp":
+            layers: list[nn.Module] = [nn.Flatten()]
+            width = c * size * size
+            for hidden in config["hidden"]:
+                layers += [sn(nn.Linear(width, hidden)), nn.LeakyReLU(0.2)]
+                width = hidden
+            layers += [sn(nn.Linear(width, 1))]
+        else:
+            base, ups = dcgan_layout(size)
+            w = config["width"]
+            layers = [sn(nn.Conv2d(c, w, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+            ch = w
+            for _ in range(ups - 1):
+                layers += [sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not norm))]
+                if norm:
+                    layers.append(nn.BatchNorm2d(ch * 2))
+                layers.append(nn.LeakyReLU(0.2, True))
+                ch *= 2
+            layers += [nn.Flatten(), sn(nn.Linear(ch * base * base, 1))]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)
+
+
+def generator_config(
+    arch: str, z_dim: int, channels: int, size: int, width: int | None = None, **extra: Any
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": arch,
+        "z_dim": z_dim,
+        "channels": channels,
+        "size": size,
+        "normalisation": dict(NORMALISATION),
+        "step": 0,
+    }
+    if arch == "mlp":
+        config["hidden"] = [width, width] if width else list(MLP_HIDDEN)
+    else:
+        config["width"] = width or DCGAN_WIDTH
+    config.update(extra)
+    return config
+
+
+# -- noise ----------------------------------------------------------------------
+
+
+def draw_z(count: int, z_dim: int, seed: int, truncation: float | None = None) -> torch.Tensor:
+    """``count`` latent vectors on the CPU, the same for the same seed on any machine.
+
+    With ``truncation`` t, each coordinate comes from the standard normal truncated to
+    [-t, t] (inverse-CDF sampling, so the draw stays a fixed function of the seed)."""
+    # Uniforms are drawn one per element in order (unlike CPU randn, whose vectorised
+    # path depends on the size), so image i does not depend on count.
+    gen = torch.Generator().manual_seed(int(seed))
+    u = torch.rand(count, z_dim, generator=gen, dtype=torch.float64)
+    if truncation is None:
+        return torch.special.ndtri(u.clamp_(1e-12, 1.0 - 1e-12)).to(torch.float32)
+    t = float(truncation)
+    if t <= 0:
+        raise NodeError(f"'truncation' must be above 0, got {t}")
+    lo = 0.5 * math.erfc(t / math.sqrt(2.0))  # Φ(-t)
+    z = torch.special.ndtri(lo + u * (1.0 - 2.0 * lo))
+    return z.clamp_(-t, t).to(torch.float32)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def generate(generator: Generator, z: torch.Tensor) -> torch.Tensor:
+    """Run the generator in eval mode over ``z`` (any device) in chunks; [0,1] images."""
+    _require_generator(generator)
+    device = _device_of(generator)
+    was_training = generator.training
+    generator.eval()
+    try:
+        return torch.cat([generator.generate(chunk.to(device)) for chunk in z.split(SAMPLE_CHUNK)])
+    finally:
+        generator.train(was_training)
+
+
+def _require_generator(value: object) -> None:
+    if not isinstance(value, Generator):
+        raise NodeError(f"expected a GAN generator (from gan.train or gan.load), got {type(value).__name__}")
+
+
+# -- losses -------------------------------------------------------------------
+
+
+def _d_loss(loss: str, real: torch.Tensor, fake: torch.Tensor, smoothing: float) -> torch.Tensor:
+    if loss == "bce":
+        target = torch.full_like(real, 1.0 - smoothing)
+        return F.binary_cross_entropy_with_logits(real, target) + F.softplus(fake).mean()
+    if loss == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    return fake.mean() - real.mean()  # wgan-gp (the penalty is added by the caller)
+
+
+def _g_loss(loss: str, fake: torch.Tensor) -> torch.Tensor:
+    if loss == "bce":
+        return F.softplus(-fake).mean()  # non-saturating: -log D(G(z))
+    return -fake.mean()
+
+
+def _gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    eps = torch.rand(real.shape[0], 1, 1, 1, generator=gen).to(real.device)
+    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(disc(mixed).sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
+# -- checkpoints --------------------------------------------------------------
+
+
+def _opt_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    state = opt.state_dict()
+    tensors = {}
+    for index, entry in state["state"].items():
+        for name, value in entry.items():
+            tensors[f"{prefix}.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
+    return tensors, groups
+
+
+def _opt_state(prefix: str, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            index, name = key[len(prefix) + 1 :].split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+    fixed = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in groups]
+    return {"state": state, "param_groups": fixed}
+
+
+def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    metadata = {key: json.dumps(value, sort_keys=True) for key, value in meta.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, os.fspath(tmp), metadata=metadata)
+
+
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def read_safetensors(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and JSON metadata of a safetensors file; pickles and other files refused."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    file = Path(path)
+    if not file.is_file():
+        raise NodeError(f"no generator file at {path}")
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(_PICKLE_MAGIC):
+        raise NodeError(
+            f"{path} is a pickle (torch.save) file; artgraph never unpickles (it can run code). "
+            "Save the generator with gan.save, or convert the state dict with safetensors.torch.save_file"
+        )
+    try:
+        from safetensors import safe_open
+
+        with safe_open(os.fspath(file), "pt") as fh:
+            raw = fh.metadata() or {}
+        tensors = load_file(os.fspath(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise NodeError(f"{path} is not a readable safetensors file: {exc}") from None
+    try:
+        meta = {key: json.loads(value) for key, value in raw.items()}
+    except json.JSONDecodeError as exc:
+        raise NodeError(f"{path}: the metadata is not valid JSON: {exc}") from None
+    return tensors, meta
+
+
+def _config_from(meta: dict[str, Any], path: str) -> dict[str, Any]:
+    config = meta.get("config")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise NodeError(f"{path} is not an artgraph GAN generator (no '{FORMAT}' config in its metadata)")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise NodeError(f"{path} was written by a newer artgraph (format {config['format_version']}); upgrade")
+    missing = [k for k in ("arch", "z_dim", "channels", "size") if k not in config]
+    if missing or config.get("arch") not in ("dcgan", "mlp"):
+        raise NodeError(f"{path}: the config lacks {missing or 'a known arch'}")
+    return config
+
+
+def build_checked(config: dict[str, Any], weights: dict[str, torch.Tensor], path: str) -> Generator:
+    """A generator built from ``config`` with ``weights``, refusing any mismatch clearly."""
+    try:
+        _check_geometry(config)
+        generator = Generator(config)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise NodeError(f"{path}: cannot build a generator from its config: {exc}") from None
+    expected = generator.state_dict()
+    problems = [f"missing '{k}'" for k in expected if k not in weights]
+    problems += [f"unexpected '{k}'" for k in weights if k not in expected]
+    problems += [
+        f"'{k}' has shape {list(weights[k].shape)}, the config needs {list(v.shape)}"
+        for k, v in expected.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise NodeError(f"{path}: the config does not match the weights: {shown}")
+    generator.load_state_dict({k: weights[k].to(v.dtype) for k, v in expected.items()})
+    return generator
+
+
+# -- training -----------------------------------------------------------------
+
+
+def _step_gen(seed: int, salt: int, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + salt * 7_919 + index) % (2**63))
+
+
+def _batches(n: int, batch: int, seed: int, start_step: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(step, indices) from ``start_step`` on; epoch e is shuffled by a generator of (seed, e)."""
+    per_epoch = n // batch
+    step = start_step
+    while True:
+        epoch, pos = divmod(step, per_epoch)
+        order = torch.randperm(n, generator=_step_gen(seed, 1, epoch))
+        for p in range(pos, per_epoch):
+            yield step, order[p * batch : (p + 1) * batch]
+            step += 1
+
+
+class _NaN(Exception):
+    def __init__(self, step: int, d: float, g: float) -> None:
+        self.step, self.d, self.g = step, d, g
+
+
+def _check_train(params: dict[str, object]) -> list[str]:
+    out = []
+    betas = params.get("betas")
+    if isinstance(betas, list) and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
+        out.append("'betas' must be two numbers in [0, 1), e.g. [0.5, 0.999]")
+    ema = params.get("ema")
+    if isinstance(ema, (int, float)) and not (ema == 0 or 0 < ema < 1):
+        out.append("'ema' must be 0 (off) or a decay below 1, e.g. 0.999")
+    return out
+
+
+@node(
+    "gan.train",
+    category="gan",
+    inputs={"dataset": Input(Dataset, description="training images (data.images, data.mnist, data.digits)")},
+    params={
+        "arch": Param(Str, "dcgan", choices=("dcgan", "mlp"), description="dcgan (works) or mlp (the classic recipe)"),
+        "z_dim": Param(Int, 100, min=1, max=4096, description="latent size"),
+        "width": Param(
+            Int,
+            None,
+            min=2,
+            max=4096,
+            description=f"dcgan: channels of the last layer (default {DCGAN_WIDTH}); "
+            f"mlp: hidden units (default {MLP_HIDDEN[0]})",
+        ),
+        "epochs": Param(Int, 5, min=1, max=100_000, description="passes over the dataset (unless 'steps' is set)"),
+        "steps": Param(Int, None, min=1, max=10_000_000, description="total training steps; overrides 'epochs'"),
+        "batch_size": Param(Int, 64, min=2, max=65_536, description="images per step"),
+        "lr": Param(FloatT, 2e-4, min=1e-8, max=10.0, description="Adam learning rate (both networks)"),
+        "betas": Param(List(FloatT), [0.5, 0.999], min=0.0, max=0.9999, description="Adam betas"),
+        "loss": Param(
+            Str,
+            "bce",
+            choices=("bce", "hinge", "wgan-gp"),
+            description="bce (non-saturating generator loss), hinge, or wgan-gp (gradient penalty 10)",
+        ),
+        "d_steps": Param(
+            Int,
+            None,
+            min=1,
+            max=100,
+            description="discriminator steps per generator step (default: 5 for wgan-gp, else 1)",
+        ),
+        "label_smoothing": Param(FloatT, 0.1, min=0.0, max=0.5, description="bce: real labels are 1 - this"),
+        "spectral_norm": Param(Bool, False, description="spectral normalisation in the discriminator"),
+        "ema": Param(FloatT, 0.999, min=0.0, max=0.99999, description="generator weight moving average (0: off)"),
+        "seed": Param(Int, 0, min=0, description="seed of initialisation, shuffling and noise"),
+        "checkpoint": Param(
+            PathT, "checkpoints/gan.safetensors", file="output", description="where checkpoints are written"
+        ),
+        "checkpoint_every": Param(
+            Int, 0, min=0, description="write a checkpoint every N steps and at the end (0: never)"
+        ),
+        "resume": Param(PathT, None, file="input", description="a checkpoint to continue from (its step count too)"),
+    },
+    outputs={
+        "generator": Output(Model, "the generator (the moving average when 'ema' is on), in eval mode"),
+        "history": Output(Dict, "per step: step, d_loss, g_loss"),
+    },
+    check=_check_train,
+)
+def train(
+    ctx: Context,
+    dataset: ImageSet,
+    arch: str = "dcgan",
+    z_dim: int = 100,
+    width: int | None = None,
+    epochs: int = 5,
+    steps: int | None = None,
+    batch_size: int = 64,
+    lr: float = 2e-4,
+    betas: list[float] | None = None,
+    loss: str = "bce",
+    d_steps: int | None = None,
+    label_smoothing: float = 0.1,
+    spectral_norm: bool = False,
+    ema: float = 0.999,
+    seed: int = 0,
+    checkpoint: str = "checkpoints/gan.safetensors",
+    checkpoint_every: int = 0,
+    resume: str | None = None,
+) -> tuple[Generator, dict[str, list[float]]]:
+    """Train a GAN generator on a dataset (DCGAN with the usual stabilisers by default)."""
+    if not isinstance(dataset, ImageSet):
+        raise NodeError(f"expected a dataset, got {type(dataset).__name__}")
+    problems = _check_train({"betas": betas, "ema": ema})
+    if problems:
+        raise NodeError(problems[0])
+    betas = list(betas) if betas is not None else [0.5, 0.999]
+    h, w = dataset.size
+    if h != w:
+        raise NodeError(f"GANs here train on square images; the dataset's are {w}×{h} (data.images crops them)")
+    n = len(dataset)
+    if n < batch_size:
+        batch_size = n
+        ctx.log.warning("the dataset has only %d images; batch_size lowered to %d", n, n)
+    if batch_size < 2:
+        raise NodeError("the dataset needs at least 2 images")
+    total = steps if steps is not None else epochs * (n // batch_size)
+    d_steps = d_steps or (5 if loss == "wgan-gp" else 1)
+    config = generator_config(arch, z_dim, dataset.channels, h, width, dataset=dataset.name)
+    _check_geometry(config)
+    d_norm = arch == "dcgan" and loss != "wgan-gp" and not spectral_norm
+    training = {"loss": loss, "spectral_norm": spectral_norm, "d_norm": d_norm, "ema": ema > 0}
+    device = ctx.device
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen_net, disc = Generator(config), Discriminator(config, spectral_norm, d_norm)
+        if arch == "dcgan":
+            _init_dcgan(gen_net)
+            _init_dcgan(disc)
+    gen_net.to(device).train()
+    disc.to(device).train()
+    average = copy.deepcopy(gen_net).eval().requires_grad_(False) if ema > 0 else None
+    opt_g = torch.optim.Adam(gen_net.parameters(), lr=lr, betas=tuple(betas))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=tuple(betas))
+    history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_loss": []}
+    last_saved: tuple[int, str] | None = None
+    start = 0
+    if resume is not None:
+        start = _resume(resume, config, training, gen_net, disc, average, opt_g, opt_d, lr, betas)
+        ctx.log.info("resumed from %s at step %d", resume, start)
+        last_saved = (start, resume)
+        if start >= total:
+            ctx.log.warning("the checkpoint is at step %d, already at or past %d steps; nothing to train", start, total)
+
+    data = dataset.images.to(device, torch.float32)
+    data = (data - NORMALISATION["mean"]) / NORMALISATION["std"]
+
+    def save_checkpoint(step: int) -> None:
+        nonlocal last_saved
+        tensors = {**_module_tensors("G", gen_net), **_module_tensors("D", disc)}
+        if average is not None:
+            tensors.update(_module_tensors("E", average))
+        g_t, g_groups = _opt_tensors("optG", opt_g)
+        d_t, d_groups = _opt_tensors("optD", opt_d)
+        tensors.update(g_t)
+        tensors.update(d_t)
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "config": {**config, "step": step},
+            "training": {**training, "step": step, "optG": g_groups, "optD": d_groups, "seed": seed},
+        }
+        write_safetensors(checkpoint, tensors, meta)
+        last_saved = (step, checkpoint)
+        ctx.log.info("checkpoint at step %d: %s", step, checkpoint)
+
+    step = start
+    try:
+        with ctx.progress(max(total - start, 0), f"training {arch} gan") as bar:
+            batches = _batches(n, batch_size, seed, start * d_steps)
+            while step < total:
+                d_value = 0.0
+                for _ in range(d_steps):
+                    _, index = next(batches)
+                    real = data[index.to(device)] if device.type != "cpu" else data[index]
+                    zgen = _step_gen(seed, 2, step * d_steps + _)
+                    z = torch.randn(real.shape[0], z_dim, generator=zgen).to(device)
+                    fake = gen_net(z)
+                    d_loss = _d_loss(loss, disc(real), disc(fake.detach()), label_smoothing)
+                    if loss == "wgan-gp":
+                        d_loss = d_loss + 10.0 * _gradient_penalty(disc, real, fake.detach(), zgen)
+                    opt_d.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    opt_d.step()
+                    d_value = float(d_loss.detach())
+                g_loss = _g_loss(loss, disc(fake))
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                g_value = float(g_loss.detach())
+                if not (math.isfinite(d_value) and math.isfinite(g_value)):
+                    raise _NaN(step + 1, d_value, g_value)
+                step += 1
+                if average is not None:
+                    _ema_update(average, gen_net, min(ema, (1.0 + step) / (10.0 + step)))
+                history["step"].append(float(step))
+                history["d_loss"].append(d_value)
+                history["g_loss"].append(g_value)
+                bar.update(1, d=d_value, g=g_value)
+                if checkpoint_every and (step % checkpoint_every == 0 or step == total):
+                    save_checkpoint(step)
+    except _NaN as stop:
+        if last_saved is not None:
+            kept = f"the last good checkpoint (step {last_saved[0]}) is {last_saved[1]}; resume from it with "
+        else:
+            kept = "set 'checkpoint_every' to keep checkpoints, and try "
+        raise NodeError(
+            f"the losses became NaN/inf at step {stop.step} (d_loss={stop.d:.4g}, g_loss={stop.g:.4g}); "
+            f"{kept}a lower 'lr', 'spectral_norm: true' or loss 'hinge'"
+        ) from None
+    if checkpoint_every and step == start and start < total:
+        save_checkpoint(step)
+    result = average if average is not None else gen_net
+    result.config["step"] = step
+    result.eval().requires_grad_(False)
+    return result, history
+
+
+@torch.no_grad()
+def _ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
+    for a, p in zip(average.parameters(), model.parameters(), strict=True):
+        a.lerp_(p, 1.0 - decay)
+    for a, b in zip(average.buffers(), model.buffers(), strict=True):
+        a.copy_(b)
+
+
+def _resume(
+    path: str,
+    config: dict[str, Any],
+    training: dict[str, Any],
+    gen_net: nn.Module,
+    disc: nn.Module,
+    average: nn.Module | None,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    lr: float,
+    betas: list[float],
+) -> int:
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise NodeError(f"{path} is not a gan.train checkpoint (a saved generator cannot be resumed)")
+    saved_config, saved_training = _config_from(meta, path), meta.get("training", {})
+    keys = ("arch", "z_dim", "channels", "size", "hidden", "width")
+    differ = [
+        f"{k}: {saved_config.get(k)!r} there, {config.get(k)!r} here"
+        for k in keys
+        if saved_config.get(k) != config.get(k)
+    ]
+    differ += [
+        f"{k}: {saved_training.get(k)!r} there, {training[k]!r} here"
+        for k in ("loss", "spectral_norm", "d_norm", "ema")
+        if saved_training.get(k) != training[k]
+    ]
+    if differ:
+        raise NodeError(f"cannot resume from {path}: it was trained differently ({'; '.join(differ)})")
+    try:
+        gen_net.load_state_dict(_sub(tensors, "G"))
+        disc.load_state_dict(_sub(tensors, "D"))
+        if average is not None:
+            average.load_state_dict(_sub(tensors, "E"))
+        for opt, prefix in ((opt_g, "optG"), (opt_d, "optD")):
+            opt.load_state_dict(_opt_state(prefix, tensors, saved_training[prefix]))
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = lr, tuple(betas)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise NodeError(f"cannot resume from {path}: the checkpoint does not match its config: {exc}") from None
+    return int(saved_training.get("step", saved_config.get("step", 0)))
+
+
+# -- save / load ----------------------------------------------------------------
+
+
+def _check_suffix(params: dict[str, object]) -> list[tuple[str, str]]:
+    path = str(params.get("path") or "")
+    if not path.endswith(".safetensors"):
+        return [(f"'{path}' should end in .safetensors", "e.g. path: generator.safetensors")]
+    return []
+
+
+@node(
+    "gan.save",
+    category="gan",
+    output_node=True,
+    inputs={"generator": Input(Model)},
+    params={"path": Param(PathT, file="output", description="a .safetensors file (weights + JSON config)")},
+    outputs={"path": PathT},
+    check=_check_suffix,
+)
+def save(ctx: Context, generator: Generator, path: str) -> str:
+    """Write a generator atomically: safetensors weights with its JSON config in the header."""
+    _require_generator(generator)
+    if not path.endswith(".safetensors"):
+        raise NodeError(f"'{path}' should end in .safetensors")
+    write_safetensors(path, _module_tensors("G", generator), {"format": FORMAT, "config": generator.config})
+    ctx.log.info("wrote %s", path)
+    return path
+
+
+@node(
+    "gan.load",
+    category="gan",
+    params={"path": Param(PathT, file="input", description="a generator from gan.save, or a gan.train checkpoint")},
+    outputs={"generator": Model},
+)
+def load(ctx: Context, path: str) -> Generator:
+    """Read a generator saved by gan.save (or the generator of a checkpoint); never unpickles."""
+    tensors, meta = read_safetensors(path)
+    config = _config_from(meta, path)
+    prefix = "E" if meta.get("format") == CHECKPOINT_FORMAT and any(k.startswith("E.") for k in tensors) else "G"
+    generator = build_checked(config, _sub(tensors, prefix), path)
+    return generator.to(ctx.device).eval().requires_grad_(False)
+
+
+# -- sampling -------------------------------------------------------------------
+
+
+@node(
+    "gan.sample",
+    category="gan",
+    inputs={"generator": Input(Model)},
+    params={
+        "count": Param(Int, 64, min=1, max=100_000, description="how many images"),
+        "seed": Param(Int, 0, min=0, description="seed of the latent vectors (image i is the same for any count)"),
+        "truncation": Param(FloatT, None, min=0.01, max=10.0, description="draw z from N(0,1) truncated to ±this"),
+    },
+    outputs={"image": Output(Image, "a batch [count, C, H, W] in [0,1]")},
+)
+def sample(generator: Generator, count: int, seed: int, truncation: float | None) -> torch.Tensor:
+    """Generate a batch of images; the same seed gives the same images on any machine."""
+    _require_generator(generator)
+    return generate(generator, draw_z(count, generator.z_dim, seed, truncation))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows ``a`` and ``b`` ([D]) at fractions ``t`` ([T]) -> [T, D]."""
+    t = t[:, None].to(a.dtype)
+    na, nb = a.norm(), b.norm()
+    cos = torch.dot(a / na, b / nb).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    if float(omega.sin().abs()) < 1e-6:  # (anti)parallel: fall back to lerp
+        return torch.lerp(a, b, t)
+    sin = omega.sin()
+    return (torch.sin((1 - t) * omega) / sin) * a + (torch.sin(t * omega) / sin) * b
+
+
+@node(
+    "gan.interpolate",
+    category="gan",
+    inputs={"generator": Input(Model)},
+    params={
+        "seeds": Param(List(Int), [0, 1, 2], min=0, description="latent points to walk through (two or more)"),
+        "steps": Param(Int, 16, min=1, max=10_000, description="frames from one seed to the next"),
+        "method": Param(Str, "slerp", choices=("slerp", "lerp"), description="spherical or straight-line path"),
+        "loop": Param(Bool, False, description="walk back from the last seed to the first (for looping GIFs)"),
+        "truncation": Param(FloatT, None, min=0.01, max=10.0, description="truncated-normal latent points"),
+    },
+    outputs={"image": Output(Image, "the frames as a batch, for image.grid or image.save_gif")},
+    check=lambda p: [] if len(p.get("seeds") or []) >= 2 else ["'seeds' needs two or more seeds"],
+)
+def interpolate(
+    generator: Generator, seeds: list[int], steps: int, method: str, loop: bool, truncation: float | None = None
+) -> torch.Tensor:
+    """Frames walking between the latent points of several seeds (frame 0 is gan.sample of seeds[0])."""
+    _require_generator(generator)
+    if len(seeds) < 2:
+        raise NodeError("'seeds' needs two or more seeds")
+    points = [draw_z(1, generator.z_dim, s, truncation)[0] for s in seeds]
+    pairs = list(zip(points, points[1:] + points[:1] if loop else points[1:], strict=False))
+    t = torch.arange(steps, dtype=torch.float32) / steps
+    path = [slerp(a, b, t) if method == "slerp" else torch.lerp(a, b, t[:, None]) for a, b in pairs]
+    if not loop:
+        path.append(points[-1][None])
+    return generate(generator, torch.cat(path))
+
+
+NODES = [train, save, load, sample, interpolate]

