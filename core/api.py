@@ -81,7 +81,8 @@ class Graph:
         items: dict[str, Any] | list[str] = {}
         if overrides:
             items = dict(overrides) if isinstance(overrides, Mapping) else list(overrides)
-        memo_key = (json.dumps(items, sort_keys=True, default=repr), str(out_dir))
+        # The output folder resolves against the working directory, so that is part of the key.
+        memo_key = (json.dumps(items, sort_keys=True, default=repr), os.path.abspath(out_dir))
         memo = self._plans.get(memo_key)
         if memo is not None and all(os.path.exists(p) for n in memo.nodes.values() for p in n.reads):
             return memo

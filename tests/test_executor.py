@@ -291,3 +291,33 @@ def test_interrupted_disk_write_leaves_no_entry(registry, tmp_path, monkeypatch)
     result = graph.run(device="cpu", cache=Cache(disk=tmp_path))
     assert result.nodes["t"].status == "executed"
     assert graph.run(device="cpu", cache=Cache(disk=tmp_path)).nodes["t"].status == "cached"
+
+
+def test_reused_plans_follow_the_working_directory(registry, tmp_path, monkeypatch, tiny_png):
+    spec = {
+        "artgraph": 1,
+        "nodes": {
+            "img": {"type": "image.load", "params": {"path": str(tiny_png)}},
+            "save": {"type": "image.save", "inputs": {"image": "img"}, "params": {"path": "o.png"}},
+        },
+    }
+    graph = load_graph(spec, registry=registry)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        (written,) = graph.run(device="cpu", cache=False)["save.paths"]
+        assert Path(written) == tmp_path / folder / "out" / "o.png"
+
+
+def test_cached_inputs_survive_eviction_during_the_run(registry):
+    # More cacheable nodes than the LRU holds: values the run counts on must not vanish.
+    nodes: dict[str, Any] = {"src": {"type": "t.source", "params": {"value": 1}}}
+    for i in range(10):
+        nodes[f"a{i}"] = {"type": "t.add", "inputs": {"a": "src"}, "params": {"b": i}}
+    nodes["total"] = {"type": "t.sum", "inputs": {"items": [f"a{i}" for i in range(10)]}}
+    graph = load_graph({"artgraph": 1, "nodes": nodes}, registry=registry)
+    cache = Cache(max_entries=8)
+    assert graph.run(device="cpu", cache=cache)["total.out"] == 10 + 45
+    result = graph.run(device="cpu", cache=cache, overrides={"a9.b": 100})
+    assert result.ok
+    assert result["total.out"] == 10 + 45 - 9 + 100
