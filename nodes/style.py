@@ -21,6 +21,7 @@ from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, _layers_chec
 from .imageio import long_side_size
 from .objectives import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT, ContentObjective, StyleObjective, TVObjective
 from .optimize import optimize_pixels
+from .vgg import as_rgb
 
 # ITU-R BT.601 luma and the YIQ chroma axes: the split neural-style uses for
 # "original colors" (keep the content's chroma, take the result's luminance).
@@ -104,13 +105,10 @@ def style_transfer(
     """Paint the content in the style of the style image(s) (Gatys et al., 2016)."""
     if content.shape[0] != 1:
         raise NodeError(f"style.transfer takes one content image, got a batch of {content.shape[0]}")
-    content_rgb = content[:, :3] if content.shape[1] == 4 else content.expand(-1, 3, -1, -1)
+    content_rgb = as_rgb(content)
     if preserve_colors:
         # Transfer on luminance only: the styles lose their colours, the content keeps its own.
-        style = [
-            rgb_to_yiq(s[:, :3] if s.shape[1] >= 3 else s.expand(-1, 3, -1, -1))[:, :1].expand(-1, 3, -1, -1)
-            for s in style
-        ]
+        style = [rgb_to_yiq(as_rgb(s))[:, :1].expand(-1, 3, -1, -1) for s in style]
     parts = [
         (ContentObjective(model, content_rgb, content_layers, content_weight), 1.0),
         (StyleObjective(model, style, style_layers, None, style_blend, style_scale, style_weight), 1.0),
