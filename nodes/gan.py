@@ -21,11 +21,8 @@ step). Nothing is ever unpickled.
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,13 +42,13 @@ from artgraph import (
     Output,
     Param,
     Str,
-    atomic_path,
     node,
 )
 from artgraph import Float as FloatT
 from artgraph import Path as PathT
 
 from .datasets import Dataset, ImageSet
+from .tensorfile import read_safetensors, write_safetensors
 
 FORMAT = "artgraph.gan"
 FORMAT_VERSION = 1
@@ -61,6 +58,7 @@ NORMALISATION = {"mean": 0.5, "std": 0.5}
 MLP_HIDDEN = [256, 256]
 DCGAN_WIDTH = 32
 SAMPLE_CHUNK = 500
+_PICKLE_HINT = "Save the generator with gan.save, or convert the state dict with safetensors.torch.save_file"
 
 
 # -- models -------------------------------------------------------------------
@@ -296,47 +294,6 @@ def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
 
 def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-
-
-def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    metadata = {key: json.dumps(value, sort_keys=True) for key, value in meta.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, os.fspath(tmp), metadata=metadata)
-
-
-_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-
-
-def read_safetensors(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and JSON metadata of a safetensors file; pickles and other files refused."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    file = Path(path)
-    if not file.is_file():
-        raise NodeError(f"no generator file at {path}")
-    with open(file, "rb") as fh:
-        head = fh.read(8)
-    if head.startswith(_PICKLE_MAGIC):
-        raise NodeError(
-            f"{path} is a pickle (torch.save) file; artgraph never unpickles (it can run code). "
-            "Save the generator with gan.save, or convert the state dict with safetensors.torch.save_file"
-        )
-    try:
-        from safetensors import safe_open
-
-        with safe_open(os.fspath(file), "pt") as fh:
-            raw = fh.metadata() or {}
-        tensors = load_file(os.fspath(file))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise NodeError(f"{path} is not a readable safetensors file: {exc}") from None
-    try:
-        meta = {key: json.loads(value) for key, value in raw.items()}
-    except json.JSONDecodeError as exc:
-        raise NodeError(f"{path}: the metadata is not valid JSON: {exc}") from None
-    return tensors, meta
 
 
 def _config_from(meta: dict[str, Any], path: str) -> dict[str, Any]:
@@ -618,7 +575,7 @@ def _resume(
     lr: float,
     betas: list[float],
 ) -> int:
-    tensors, meta = read_safetensors(path)
+    tensors, meta = read_safetensors(path, "checkpoint", _PICKLE_HINT)
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise NodeError(f"{path} is not a gan.train checkpoint (a saved generator cannot be resumed)")
     saved_config, saved_training = _config_from(meta, path), meta.get("training", {})
@@ -686,7 +643,7 @@ def save(ctx: Context, generator: Generator, path: str) -> str:
 )
 def load(ctx: Context, path: str) -> Generator:
     """Read a generator saved by gan.save (or the generator of a checkpoint); never unpickles."""
-    tensors, meta = read_safetensors(path)
+    tensors, meta = read_safetensors(path, "generator file", _PICKLE_HINT)
     config = _config_from(meta, path)
     prefix = "E" if meta.get("format") == CHECKPOINT_FORMAT and any(k.startswith("E.") for k in tensors) else "G"
     generator = build_checked(config, _sub(tensors, prefix), path)

@@ -17,6 +17,7 @@ from PIL import Image as PILImage
 from artgraph import Context, NodeError, load_graph
 from artgraph.nodes import animation, datasets, gan
 from artgraph.nodes.datasets import ImageSet
+from artgraph.nodes.tensorfile import write_safetensors
 
 HAVE_MNIST = datasets.package_file(*datasets.MNIST_FILE[:2]) is not None
 HAVE_DIGITS = datasets.package_file(*datasets.DIGITS_FILE[:2]) is not None
@@ -148,13 +149,13 @@ def test_bad_checkpoints_are_refused(tmp_path: Path):
     with pytest.raises(NodeError, match="not a readable safetensors"):
         gan.load(ctx(), str(junk))
     plain = tmp_path / "plain.safetensors"
-    gan.write_safetensors(plain, {"w": torch.zeros(2)}, {})
+    write_safetensors(plain, {"w": torch.zeros(2)}, {})
     with pytest.raises(NodeError, match="not an artgraph GAN generator"):
         gan.load(ctx(), str(plain))
     # A config that does not match the weights.
     mismatched = tmp_path / "mismatch.safetensors"
     weights = {f"G.{k}": v for k, v in generator.state_dict().items()}
-    gan.write_safetensors(mismatched, weights, {"format": gan.FORMAT, "config": {**generator.config, "z_dim": 9}})
+    write_safetensors(mismatched, weights, {"format": gan.FORMAT, "config": {**generator.config, "z_dim": 9}})
     with pytest.raises(NodeError, match=r"does not match the weights.*shape"):
         gan.load(ctx(), str(mismatched))
 
