@@ -36,6 +36,14 @@ class Objective:
             total = total + part
         return total
 
+    def aspect(self) -> float | None:
+        """Width ÷ height of the images this objective compares against, if it has a target.
+
+        Searches that draw their own pictures (genomes) render at this aspect, so a
+        portrait target is painted as a portrait; None means "any shape will do".
+        """
+        return None
+
     def __add__(self, other: Objective) -> Objective:
         return Sum([(self, 1.0), (other, 1.0)])
 
@@ -66,6 +74,10 @@ class Sum(Objective):
         if not self.parts:
             raise ValueError("a sum of objectives needs at least one objective")
         self.name = "+".join(obj.name for obj, _ in self.parts)
+
+    def aspect(self) -> float | None:
+        """The first part's that has one."""
+        return next((a for a in (obj.aspect() for obj, _ in self.parts) if a is not None), None)
 
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}

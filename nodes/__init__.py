@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from artgraph import PortType, hookimpl
 
-from . import animation, data, datasets, features, gan, image, objectives, optimize, style
+from . import animation, data, datasets, evolve, features, gan, genomes, image, objectives, optimize, plot, style, tour
 
 
 @hookimpl
 def artgraph_register_types() -> list[PortType]:
-    return [*features.TYPES, *datasets.TYPES]
+    return [*features.TYPES, *datasets.TYPES, *genomes.TYPES, *tour.TYPES]
 
 
 @hookimpl
@@ -25,4 +25,8 @@ def artgraph_register_nodes() -> list[object]:
         *datasets.NODES,
         *gan.NODES,
         *animation.NODES,
+        *genomes.NODES,
+        *evolve.NODES,
+        *tour.NODES,
+        *plot.NODES,
     ]

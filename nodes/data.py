@@ -24,7 +24,7 @@ def _check(params: dict[str, object]) -> list[tuple[str, str]]:
     "data.save",
     category="data",
     output_node=True,
-    inputs={"value": Input(AnyType, description="numbers, text, lists, histories, tensors")},
+    inputs={"value": Input(AnyType, description="numbers, text, lists, histories, tensors, points, tours")},
     params={"path": Param(PathT, file="output", description=".json, .npy or .safetensors")},
     outputs={"path": PathT},
     check=_check,
@@ -56,7 +56,14 @@ def save(value: Any, path: str) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Small tensors and tuples become lists so histories and point sets serialise."""
+    """Small tensors and tuples become lists so histories and point sets serialise.
+
+    A value with a ``to_json()`` method (point sets, tours) describes itself, so
+    this module needs no import of the plugin modules that define such types.
+    """
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json) and not isinstance(value, type):
+        return _plain(to_json())
     if hasattr(value, "detach") and hasattr(value, "tolist"):
         return value.detach().cpu().tolist()
     if isinstance(value, tuple):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from artgraph import Float, Image, Input, List, Model, NodeError, Objective, ObjectiveType, Param, Str, Sum, node
+from artgraph import Float, Image, Input, Int, List, Model, NodeError, Objective, ObjectiveType, Param, Str, Sum, node
 
 from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, _layers_check, feature_source, gram
 
@@ -37,7 +37,12 @@ def resize_to(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _per_image(x: torch.Tensor) -> torch.Tensor:
-    return x.flatten(1).mean(1)
+    """The mean over everything but the batch dimension (no copy, whatever the layout)."""
+    return x.mean(dim=tuple(range(1, x.ndim)))
+
+
+def _aspect(image: torch.Tensor) -> float:
+    return image.shape[-1] / image.shape[-2]
 
 
 class ContentObjective(Objective):
@@ -59,6 +64,9 @@ class ContentObjective(Objective):
                 self._targets[size] = self.source.model(resize_to(self.target, size), self.layers)
             self.target_computations += 1
         return self._targets[size]
+
+    def aspect(self) -> float:
+        return _aspect(self.target)
 
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         target = self.targets(tuple(images.shape[-2:]))
@@ -148,16 +156,29 @@ class TVObjective(Objective):
 
 
 class PixelObjective(Objective):
-    """Pixel distance to a target image (resized to the scored size), MSE or L1."""
+    """Pixel distance to a target image (resized to the scored size), MSE or L1.
+
+    With a ``resolution`` (long side in px), both are first shrunk (area average) to
+    that size: a *coarse* likeness that asks for the right colours in the right
+    places and leaves the details to other objectives, such as a style loss.
+    """
 
     name = "pixel"
 
-    def __init__(self, target: torch.Tensor, metric: str, weight: float) -> None:
+    def __init__(self, target: torch.Tensor, metric: str, weight: float, resolution: int = 0) -> None:
         self.target, self.metric, self.weight = target.detach(), metric, float(weight)
+        self.resolution = int(resolution)
         self._resized: dict[tuple[int, int], torch.Tensor] = {}
+
+    def aspect(self) -> float:
+        return _aspect(self.target)
 
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         size = tuple(images.shape[-2:])
+        if self.resolution and max(size) > self.resolution:
+            factor = self.resolution / max(size)
+            size = (max(1, round(size[0] * factor)), max(1, round(size[1] * factor)))
+            images = F.interpolate(images, size=size, mode="area")
         if size not in self._resized:
             self._resized[size] = resize_to(self.target, size)
         target = self._resized[size]
@@ -229,12 +250,15 @@ def objective_tv(weight: float) -> Objective:
     params={
         "metric": Param(Str, "mse", choices=("mse", "l1")),
         "weight": Param(Float, 1.0, min=0.0),
+        "resolution": Param(
+            Int, 0, min=0, max=16384, description="compare at this long side, for a coarse likeness (0: as scored)"
+        ),
     },
     outputs={"objective": ObjectiveType},
 )
-def objective_pixel(target: torch.Tensor, metric: str, weight: float) -> Objective:
+def objective_pixel(target: torch.Tensor, metric: str, weight: float, resolution: int = 0) -> Objective:
     """Closeness to a target image, pixel by pixel (the target is resized to fit)."""
-    return PixelObjective(target, metric, weight)
+    return PixelObjective(target, metric, weight, resolution)
 
 
 @node(

@@ -24,6 +24,17 @@ SHRINK: dict[str, dict[str, object]] = {
     "gan_sample.yaml": {"sample.count": 4},
     "gan_interpolate.yaml": {"walk.steps": 2},
     "gan_folder.yaml": {"gan.steps": 2, "gan.width": 4, "sample.count": 4},
+    "evolve_triangles.yaml": {"search.generations": 2, "search.size": 16, "search.output_size": 32},
+    "evolve_style.yaml": {
+        "photo.size": 32,
+        "painting.size": 32,
+        "search.generations": 1,
+        "search.population": 4,
+        "search.size": 32,
+        "search.output_size": 32,
+    },
+    "anneal_circles.yaml": {"search.steps": 3, "search.size": 16, "search.output_size": 32},
+    "tsp_art.yaml": {"portrait.size": 32, "dots.count": 20, "dots.relax": 1, "ants.iterations": 2, "line.size": 64},
 }
 
 
