@@ -18,10 +18,12 @@ Reported: PSNR reached at equal evaluations, evaluations per second, and PSNR at
 equal wall-clock time (each search's best score is stamped with the time as it
 goes; artgraph's is read at the peer's total time).
 
-Also: ``--vgg``: a VGG style objective scoring a population of 32 strokes
-pictures in one batched call against 32 calls of one image (random VGG16
-weights: the cost does not depend on the weights). ``--tour``: the ant colony
-against nearest neighbour + 2-opt on 300 and 1,000 random points.
+Also (skip them with ``--no-vgg`` / ``--no-tour``): a VGG style objective
+scoring a population of 32 strokes pictures in one batched call against 32 calls
+of one image (random VGG16 weights: the cost does not depend on the weights);
+and the ant colony (``tsp.ant_colony_tour`` with the defaults of
+``evolve.ant_colony``) against nearest neighbour + 2-opt on 300 and 1,000
+random points.
 
 Prints one JSON line. ``--quick`` for a seconds-long smoke run.
 Run: ``.venv/bin/python bench/evolve.py``.
@@ -231,21 +233,18 @@ def vgg_batching(population: int, size: int, rounds: int) -> dict[str, Any]:
 
 
 def tours(counts: list[int], seed: int) -> list[dict[str, Any]]:
-    from artgraph import Context
-    from artgraph.nodes import tour
+    from artgraph.nodes import tsp
 
     results = []
     for count in counts:
         xy = np.random.default_rng(seed).random((count, 2)) * 512
         t = time.perf_counter()
-        reference = tour.two_opt(xy, tour.nearest_neighbour_tour(xy))
+        reference = tsp.two_opt(xy, tsp.nearest_neighbour_tour(xy))
         ref_s = time.perf_counter() - t
-        ref_len = tour.tour_length(xy, reference)
-        points = tour.PointSet(torch.from_numpy(xy).float(), 512, 512)
+        ref_len = tsp.tour_length(xy, reference)
         t = time.perf_counter()
-        out = tour.ant_colony(Context("bench", "evolve.ant_colony", seed=seed), points)
+        length = tsp.ant_colony_tour(xy, seed=seed).length  # the node's defaults
         aco_s = time.perf_counter() - t
-        length = out[1] if isinstance(out, tuple) else out["length"]
         results.append(
             {
                 "points": count,

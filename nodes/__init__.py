@@ -5,7 +5,22 @@ from __future__ import annotations
 
 from artgraph import PortType, hookimpl
 
-from . import animation, data, datasets, evolve, features, gan, genomes, image, objectives, optimize, plot, style, tour
+from . import (
+    animation,
+    data,
+    datasets,
+    evolve,
+    features,
+    gan,
+    genomes,
+    image,
+    objectives,
+    optimize,
+    plot,
+    stipple,
+    style,
+    tour,
+)
 
 
 @hookimpl
@@ -27,6 +42,7 @@ def artgraph_register_nodes() -> list[object]:
         *animation.NODES,
         *genomes.NODES,
         *evolve.NODES,
+        *stipple.NODES,
         *tour.NODES,
         *plot.NODES,
     ]

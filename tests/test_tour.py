@@ -13,7 +13,7 @@ import torch
 from PIL import Image as PILImage
 
 from artgraph import Context, GraphError, NodeError, load_graph
-from artgraph.nodes import data, tour
+from artgraph.nodes import data, stipple, tour, tsp
 from artgraph.nodes.tour import PointSet, Tour
 
 
@@ -79,12 +79,12 @@ def test_the_history_tracks_the_best_so_far_and_the_mean():
     best = history["best"]
     assert all(later <= earlier for earlier, later in itertools.pairwise(best))
     assert all(b <= m + 1e-9 for b, m in zip(best, history["mean"], strict=True))
-    assert best[-1] == pytest.approx(length) == pytest.approx(tour.tour_length(xy, found.order))
+    assert best[-1] == pytest.approx(length) == pytest.approx(tsp.tour_length(xy, found.order))
 
 
 def test_the_colony_is_as_good_as_nearest_neighbour_plus_two_opt():
     xy = np.random.default_rng(5).random((200, 2)) * 500
-    reference = tour.tour_length(xy, tour.two_opt(xy, tour.nearest_neighbour_tour(xy)))
+    reference = tsp.tour_length(xy, tsp.two_opt(xy, tsp.nearest_neighbour_tour(xy)))
     _, length, _ = colony(PointSet(torch.from_numpy(xy), 500, 500), iterations=25)
     assert length <= 1.05 * reference
 
@@ -93,7 +93,7 @@ def test_without_two_opt_the_colony_still_returns_a_whole_tour():
     xy = torch.rand(30, 2, generator=torch.Generator().manual_seed(2)) * 50
     found, length, _ = colony(PointSet(xy, 50, 50), two_opt=False, iterations=5)
     assert sorted(found.order.tolist()) == list(range(30))
-    assert length == pytest.approx(tour.tour_length(xy, found.order))
+    assert length == pytest.approx(tsp.tour_length(xy, found.order))
 
 
 @pytest.mark.parametrize("n", [3, 4])
@@ -108,7 +108,7 @@ def test_repeated_points_do_not_stall_the_search():
     xy = torch.from_numpy(np.repeat(np.random.default_rng(0).random((10, 2)) * 10, 3, axis=0))
     found, length, _ = colony(PointSet(xy, 10, 10), iterations=5)
     assert sorted(found.order.tolist()) == list(range(30))
-    assert length <= tour.tour_length(xy, tour.two_opt(xy, tour.nearest_neighbour_tour(xy))) * 1.05
+    assert length <= tsp.tour_length(xy, tsp.two_opt(xy, tsp.nearest_neighbour_tour(xy))) * 1.05
     same, _, _ = colony(PointSet(torch.ones(6, 2), 10, 10), iterations=2)
     assert same.length == 0.0
 
@@ -124,8 +124,8 @@ def test_fewer_than_three_points_is_an_error(n: int):
 
 def test_nearest_neighbour_follows_the_nearest_point():
     xy = np.array([[0.0, 0.0], [10.0, 0.0], [1.0, 0.0], [3.0, 0.0], [6.0, 0.0]])
-    assert tour.nearest_neighbour_tour(xy).tolist() == [0, 2, 3, 4, 1]
-    assert tour.tour_length(xy, [0, 2, 3, 4, 1]) == pytest.approx(20.0)
+    assert tsp.nearest_neighbour_tour(xy).tolist() == [0, 2, 3, 4, 1]
+    assert tsp.tour_length(xy, [0, 2, 3, 4, 1]) == pytest.approx(20.0)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -133,27 +133,27 @@ def test_two_opt_never_lengthens_and_reaches_a_two_opt_optimum(seed: int):
     rng = np.random.default_rng(seed)
     xy = rng.random((40, 2)) * 100
     start = rng.permutation(40)
-    better = tour.two_opt(xy, start)
+    better = tsp.two_opt(xy, start)
     assert sorted(better.tolist()) == list(range(40))
-    assert tour.tour_length(xy, better) <= tour.tour_length(xy, start) + 1e-9
+    assert tsp.tour_length(xy, better) <= tsp.tour_length(xy, start) + 1e-9
     assert brute_force_two_opt_gain(xy, better) < 1e-9
-    again = tour.two_opt(xy, better)  # an optimum stays put
-    assert tour.tour_length(xy, again) == pytest.approx(tour.tour_length(xy, better))
+    again = tsp.two_opt(xy, better)  # an optimum stays put
+    assert tsp.tour_length(xy, again) == pytest.approx(tsp.tour_length(xy, better))
 
 
 def test_two_opt_uncrosses_a_crossed_tour():
     xy = np.array([[0, 0], [4, 0], [8, 0], [8, 4], [4, 4], [0, 4]], dtype=float)  # a 8×4 rectangle's rim
     crossed = np.array([0, 1, 2, 4, 3, 5])  # 2 -> 4 and 3 -> 5 cross
-    assert tour.tour_length(xy, crossed) > 24.0
-    fixed = tour.two_opt(xy, crossed)
-    assert tour.tour_length(xy, fixed) == pytest.approx(24.0)
+    assert tsp.tour_length(xy, crossed) > 24.0
+    fixed = tsp.two_opt(xy, crossed)
+    assert tsp.tour_length(xy, fixed) == pytest.approx(24.0)
 
 
 def test_two_opt_handles_large_tours_quickly():
     xy = np.random.default_rng(0).random((600, 2)) * 1000
-    start = tour.nearest_neighbour_tour(xy)
-    better = tour.two_opt(xy, start)
-    assert tour.tour_length(xy, better) < 0.95 * tour.tour_length(xy, start)
+    start = tsp.nearest_neighbour_tour(xy)
+    better = tsp.two_opt(xy, start)
+    assert tsp.tour_length(xy, better) < 0.95 * tsp.tour_length(xy, start)
     assert sorted(better.tolist()) == list(range(600))
 
 
@@ -172,24 +172,24 @@ def left_share(points: PointSet) -> float:
 
 
 def test_stipple_puts_more_points_where_the_image_is_dark():
-    points = tour.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=0, gamma=1.0)
+    points = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=0, gamma=1.0)
     assert len(points) == 400 and (points.width, points.height) == (32, 16)
     assert 0.72 < left_share(points) < 0.88  # darkness 0.8 against 0.2
-    inverted = tour.stipple(ctx(), half_dark(), count=400, seed=0, invert=True, relax=0, gamma=1.0)
+    inverted = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=True, relax=0, gamma=1.0)
     assert 0.12 < left_share(inverted) < 0.28
-    relaxed = tour.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=5, gamma=1.0)
+    relaxed = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=5, gamma=1.0)
     assert left_share(relaxed) > 0.6  # evened out (towards a sqrt(4:1) = 2:1 share) but still dark-heavy
 
 
 def test_gamma_raises_the_contrast_of_the_stipple():
-    points = tour.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=0, gamma=2.0)
+    points = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=0, gamma=2.0)
     assert 0.89 < left_share(points) < 0.98  # 0.8² against 0.2²: 16 to 1
-    relaxed = tour.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=5, gamma=2.0)
+    relaxed = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=5, gamma=2.0)
     assert left_share(relaxed) > 0.72  # relaxation keeps about the 4:1 share of gamma 1's draw
 
 
 def test_stipple_points_stay_inside_the_image():
-    points = tour.stipple(ctx(), torch.rand(1, 1, 12, 20), count=200, seed=1, invert=False, relax=3)
+    points = stipple.stipple(ctx(), torch.rand(1, 1, 12, 20), count=200, seed=1, invert=False, relax=3)
     xy = points.points
     assert xy.dtype == torch.float32 and xy.shape == (200, 2)
     assert float(xy[:, 0].min()) >= 0 and float(xy[:, 0].max()) <= 20
@@ -198,8 +198,8 @@ def test_stipple_points_stay_inside_the_image():
 
 def test_relax_keeps_the_count_and_spreads_the_points():
     image = torch.full((1, 3, 40, 40), 0.3)
-    raw = tour.stipple(ctx(), image, count=150, seed=2, invert=False, relax=0)
-    relaxed = tour.stipple(ctx(), image, count=150, seed=2, invert=False, relax=8)
+    raw = stipple.stipple(ctx(), image, count=150, seed=2, invert=False, relax=0)
+    relaxed = stipple.stipple(ctx(), image, count=150, seed=2, invert=False, relax=8)
     assert relaxed.points.shape == raw.points.shape
     assert not torch.allclose(relaxed.points, raw.points)
 
@@ -211,24 +211,24 @@ def test_relax_keeps_the_count_and_spreads_the_points():
 
 def test_stipple_is_seeded():
     image = torch.rand(1, 3, 10, 10, generator=torch.Generator().manual_seed(0))
-    a = tour.stipple(ctx(), image, count=50, seed=4, invert=False, relax=2)
-    b = tour.stipple(ctx(), image, count=50, seed=4, invert=False, relax=2)
-    c = tour.stipple(ctx(), image, count=50, seed=5, invert=False, relax=2)
+    a = stipple.stipple(ctx(), image, count=50, seed=4, invert=False, relax=2)
+    b = stipple.stipple(ctx(), image, count=50, seed=4, invert=False, relax=2)
+    c = stipple.stipple(ctx(), image, count=50, seed=5, invert=False, relax=2)
     assert torch.equal(a.points, b.points) and not torch.equal(a.points, c.points)
 
 
 def test_stipple_reads_transparency_as_white_paper():
     image = torch.zeros(1, 4, 8, 16)  # black everywhere, but the right half fully transparent
     image[:, 3, :, :8] = 1.0
-    points = tour.stipple(ctx(), image, count=100, seed=0, invert=False, relax=0)
+    points = stipple.stipple(ctx(), image, count=100, seed=0, invert=False, relax=0)
     assert left_share(points) == 1.0
 
 
 def test_a_blank_image_is_an_error_that_says_what_to_do():
     with pytest.raises(NodeError, match=r"white everywhere.*invert: true"):
-        tour.stipple(ctx(), torch.ones(1, 3, 8, 8), count=10, seed=0, invert=False, relax=0)
+        stipple.stipple(ctx(), torch.ones(1, 3, 8, 8), count=10, seed=0, invert=False, relax=0)
     with pytest.raises(NodeError, match=r"black everywhere.*invert: false"):
-        tour.stipple(ctx(), torch.zeros(1, 3, 8, 8), count=10, seed=0, invert=True, relax=0)
+        stipple.stipple(ctx(), torch.zeros(1, 3, 8, 8), count=10, seed=0, invert=True, relax=0)
 
 
 # -- rendering -------------------------------------------------------------------
@@ -322,7 +322,7 @@ def test_a_single_line_drawing_graph_runs(tmp_path: Path):
         assert img.size == (64, 48)
     saved = json.loads(Path(result["json.path"]).read_text())
     assert len(saved["order"]) == len(saved["points"]) == 60
-    assert saved["length"] == pytest.approx(tour.tour_length(saved["points"], saved["order"]))
+    assert saved["length"] == pytest.approx(tsp.tour_length(saved["points"], saved["order"]))
     assert len(json.loads(Path(result["hist.path"]).read_text())["best"]) == 5
 
 
