@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     run.add_argument("--out", default="out", metavar="DIR", help="output folder (default: ./out)")
+    run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for PyTorch (default: its own choice); 1 is faster for small work on a busy CPU",
+    )
     group = run.add_mutually_exclusive_group()
     group.add_argument("--cache", metavar="DIR", help="disk cache folder (default: the user cache folder)")
     group.add_argument("--no-cache", action="store_true", help="run everything, store nothing")
@@ -153,6 +159,15 @@ def _run(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except DeviceError as exc:
         raise GraphError([Problem("--device", None, None, str(exc))]) from None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise GraphError([Problem("--threads", None, None, f"--threads must be 1 or more, got {args.threads}")])
+        import torch
+
+        # Many small tensor operations (evolutionary searches scoring a few small
+        # pictures at a time) lose more to thread hand-offs than they gain, and a
+        # parallel region stalls whenever another process holds one of its cores.
+        torch.set_num_threads(args.threads)
     cache: Any = False if args.no_cache else (args.cache or default_cache_dir())
     graph.plan(args.overrides, args.out)  # every problem, before anything runs
     if args.outputs:

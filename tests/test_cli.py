@@ -195,3 +195,18 @@ def test_usage_errors_exit_2(tmp_path: Path):
     assert out.returncode == 2 and "graph file not found" in out.stderr
     out = artgraph("run", "contact_sheet", "--device", "tpu", cwd=tmp_path)
     assert out.returncode == 2 and "unknown device 'tpu'" in out.stderr
+
+
+def test_threads_sets_pytorch_threads_and_refuses_zero(tmp_path: Path, monkeypatch, capsys):
+    import torch
+
+    from artgraph import cli
+
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    out = str(tmp_path / "out")
+    assert cli.main(["run", "contact_sheet", "--threads", "1", "--no-cache", "--quiet", "--out", out]) == 0
+    assert calls == [1]
+    assert cli.main(["run", "contact_sheet", "--threads", "0", "--no-cache", "--quiet", "--out", out]) == 2
+    assert "--threads must be 1 or more" in capsys.readouterr().err
+    assert calls == [1]
