@@ -276,7 +276,7 @@ _SIZE_PARAMS = {
             FloatT, None, min=0.0, max=1.0, description="chance that a gene is mutated; default 5 / genes"
         ),
         "mutation_sigma": Param(FloatT, 0.1, min=0.0, max=1.0, description="std of the Gaussian mutation"),
-        "elite": Param(Int, 2, min=0, description="best individuals copied unchanged"),
+        "elite": Param(Int, 4, min=0, description="best individuals copied unchanged"),
         "seed": Param(Int, 0, min=0),
         "patience": Param(Int, 0, min=0, description="stop after N generations without improvement (0: never)"),
         **_CHECKPOINT_PARAMS,
@@ -301,7 +301,7 @@ def genetic(
     crossover_rate: float = 0.5,
     mutation_rate: float | None = None,
     mutation_sigma: float = 0.1,
-    elite: int = 2,
+    elite: int = 4,
     seed: int = 0,
     patience: int = 0,
     checkpoint: str = "checkpoints/evolve.safetensors",

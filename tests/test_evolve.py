@@ -209,7 +209,7 @@ def test_nan_scores_count_as_the_worst_and_are_reported(caplog):
 def test_an_objective_must_score_each_image():
     genome = genomes.triangles(4, 0.5, "white", "auto")
     with pytest.raises(NodeError, match=r"one score per image, shape \[B\]"):
-        evolve.genetic(ctx(), genome, FunctionObjective("sum", lambda x: x.sum()), population=4, size=8)
+        evolve.genetic(ctx(), genome, FunctionObjective("sum", lambda x: x.sum()), population=6, size=8)
 
 
 # -- the genetic algorithm --------------------------------------------------------------
@@ -246,7 +246,7 @@ def test_every_crossover_runs(crossover):
 def test_patience_stops_a_search_that_no_longer_improves():
     flat = FunctionObjective("flat", lambda x: torch.zeros(len(x)))
     _, _, history = evolve.genetic(
-        ctx(), genomes.triangles(3, 0.5, "white", "auto"), flat, population=4, generations=50, size=8, patience=3
+        ctx(), genomes.triangles(3, 0.5, "white", "auto"), flat, population=6, generations=50, size=8, patience=3
     )
     assert len(history["generation"]) == 4  # generation 0, then three without improvement
 
@@ -254,9 +254,9 @@ def test_patience_stops_a_search_that_no_longer_improves():
 def test_the_render_follows_the_target_aspect_and_output_size():
     wide = objectives.objective_pixel(torch.rand(1, 3, 10, 20), "mse", 1.0)
     genome = genomes.circles(3, 0.5, "white", "auto", 0.3)
-    image, _, _ = evolve.genetic(ctx(), genome, wide, population=4, generations=1, size=16)
+    image, _, _ = evolve.genetic(ctx(), genome, wide, population=6, generations=1, size=16)
     assert image.shape == (1, 3, 8, 16)
-    image, _, _ = evolve.genetic(ctx(), genome, wide, population=4, generations=1, size=16, output_size=64)
+    image, _, _ = evolve.genetic(ctx(), genome, wide, population=6, generations=1, size=16, output_size=64)
     assert image.shape == (1, 3, 32, 64)
 
 
@@ -347,7 +347,7 @@ def _graph(tmp_path: Path, **genetic_params) -> dict:
             "search": {
                 "type": "evolve.genetic",
                 "inputs": {"genome": "shapes", "objective": "score"},
-                "params": {"population": 6, "generations": 3, "size": 12, **genetic_params},
+                "params": {"population": 6, "generations": 3, "size": 12, "elite": 2, **genetic_params},
             },
             "save": {"type": "image.save", "inputs": {"image": "search.image"}, "params": {"path": "best.png"}},
         },

@@ -29,7 +29,7 @@ SHRINK: dict[str, dict[str, object]] = {
         "photo.size": 32,
         "painting.size": 32,
         "search.generations": 1,
-        "search.population": 4,
+        "search.population": 6,
         "search.size": 32,
         "search.output_size": 32,
     },
