@@ -45,6 +45,15 @@ def optimize_pixels(
     neural-style): clamping inside its closure spoils its curvature estimates and
     makes the loss jump about; the result is clamped at the end.
 
+    Objectives are means over pixels, so their gradient per pixel shrinks as the
+    image grows. PyTorch's L-BFGS keeps a curvature pair only when ``y·s > 1e-10``;
+    from 256 px on (earlier for small losses) the pairs fall under that bar, it
+    never builds its Hessian estimate and crawls along the raw gradient. So L-BFGS
+    is given the loss multiplied by the number of values per image — a sum over
+    pixels, as neural-style's losses are. L-BFGS is otherwise blind to the scale
+    of the loss (its first step is normalised, later ones are quasi-Newton), so
+    nothing else changes. Histories report the objective itself, unscaled.
+
     If the loss becomes NaN or infinite, stop, warn with the step, and return the
     last image whose loss was finite.
     """
@@ -54,6 +63,7 @@ def optimize_pixels(
     snapshots: list[torch.Tensor] = []
     last_good = x.detach().clone()
     evals = 0
+    scale = float(x[0].numel()) if optimizer == "lbfgs" else 1.0
 
     def evaluate() -> torch.Tensor:
         nonlocal evals, last_good
@@ -72,6 +82,8 @@ def optimize_pixels(
         if save_every and evals % save_every == 0:
             snapshots.append(last_good)
         bar.update(1, loss=value)
+        if scale != 1.0:
+            loss = loss * scale
         loss.backward()
         return loss
 
