@@ -24,6 +24,11 @@ class Objective:
     """Base class: implement :meth:`terms` (each term a ``[B]`` tensor, weighted)."""
 
     name: str = "objective"
+    #: True when scoring is dominated by big tensor operations that use every CPU core
+    #: (a network's forward pass). Searches that score many small batches run cheap
+    #: objectives on one CPU thread, where thread hand-offs would cost more than they
+    #: save; a plugin's network-based objective should set this.
+    compute_bound: bool = False
 
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -74,6 +79,10 @@ class Sum(Objective):
         if not self.parts:
             raise ValueError("a sum of objectives needs at least one objective")
         self.name = "+".join(obj.name for obj, _ in self.parts)
+
+    @property
+    def compute_bound(self) -> bool:  # type: ignore[override]
+        return any(obj.compute_bound for obj, _ in self.parts)
 
     def aspect(self) -> float | None:
         """The first part's that has one."""

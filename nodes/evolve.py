@@ -21,8 +21,9 @@ exactly as the uninterrupted run would have.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -172,23 +173,63 @@ def load_checkpoint(path: str, search: str, genome: Genome, size: tuple[int, int
     return state
 
 
-class _Checkpointer:
-    """Writes the state every ``every`` steps (and at the end when on at all)."""
+class _Search:
+    """What both searches share: render size, batched scorer, checkpoints, the final picture."""
 
-    def __init__(self, ctx: Context, path: str, every: int, genome: Genome, size: tuple[int, int]) -> None:
-        self.ctx, self.path, self.every, self.genome, self.size = ctx, path, every, genome, size
+    def __init__(
+        self,
+        ctx: Context,
+        kind: str,
+        genome: Genome,
+        objective: Objective,
+        size: int,
+        checkpoint: str,
+        checkpoint_every: int,
+    ) -> None:
+        self.ctx, self.kind, self.genome = ctx, kind, genome
+        self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
+        self.aspect = objective.aspect()
+        self.shape = render_size(size, self.aspect)
+        self.score = Scorer(genome, objective, self.shape, ctx.device)
+        self.rng = ctx.rng
 
-    def maybe(self, state: SearchState, final: bool = False) -> None:
-        if self.every and (final or state.step % self.every == 0):
-            save_checkpoint(self.path, state, self.genome, self.size, self.ctx.rng)
-            self.ctx.log.info("checkpoint at step %d: %s", state.step, self.path)
+    def resume(self, path: str) -> SearchState:
+        state = load_checkpoint(path, self.kind, self.genome, self.shape, self.rng)
+        self.ctx.log.info("resumed from %s at step %d", path, state.step)
+        return state
 
+    def save(self, state: SearchState, final: bool = False) -> None:
+        """Write the state every ``checkpoint_every`` steps, and at the end when on at all."""
+        if self.checkpoint_every and (final or state.step % self.checkpoint_every == 0):
+            save_checkpoint(self.checkpoint, state, self.genome, self.shape, self.rng)
+            self.ctx.log.info("checkpoint at step %d: %s", state.step, self.checkpoint)
 
-def _render_best(
-    genome: Genome, best: torch.Tensor, size: tuple[int, int], output_size: int, aspect: float | None, device: Any
-) -> torch.Tensor:
-    out = render_size(output_size, aspect) if output_size else size
-    return genome.render(best.unsqueeze(0), out, device)
+    @contextmanager
+    def threads(self) -> Iterator[None]:
+        """Run the search loop on one CPU thread unless the objective is compute-bound.
+
+        A generation of small pictures is many small tensor operations; on all
+        cores, each waits for a thread hand-off, and for a whole time slice when
+        another process holds a core (a search measured 8× slower on a two-core
+        machine with one core busy). Restored afterwards.
+        """
+        if self.ctx.device.type != "cpu" or self.score.objective.compute_bound:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def finish(self, state: SearchState, output_size: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, list[float]]]:
+        """The last checkpoint, the bad-score report, and the outputs (best picture, genes, history)."""
+        self.save(state, final=True)
+        self.score.report(self.ctx)
+        out = render_size(output_size, self.aspect) if output_size else self.shape
+        image = self.genome.render(state.best.unsqueeze(0), out, self.ctx.device)
+        return image, state.best, state.history
 
 
 def _finite_mean(scores: torch.Tensor) -> float:
@@ -319,50 +360,44 @@ def genetic(
     problems = _check_genetic({"population": population, "elite": elite, "tournament": tournament})
     if problems:
         raise NodeError(problems[0][0])
-    aspect = objective.aspect()
-    shape = render_size(size, aspect)
-    score = Scorer(genome, objective, shape, ctx.device)
+    search = _Search(ctx, "genetic", genome, objective, size, checkpoint, checkpoint_every)
+    score, rng = search.score, search.rng
     settings = GeneticSettings(tournament, crossover, crossover_rate, mutation_rate, mutation_sigma, elite)
-    rng = ctx.rng
-    if resume:
-        state = load_checkpoint(resume, "genetic", genome, shape, rng)
-        if len(state.population) != population:
-            raise NodeError(f"{resume} holds a population of {len(state.population)}, not {population}")
-        ctx.log.info("resumed from %s at generation %d", resume, state.step)
-    else:
-        people = genome.random(population, rng)
-        scores = score(people)
-        if not torch.isfinite(scores).any():
-            raise NodeError("the objective gave NaN or infinity for every individual of the first population")
-        state = SearchState("genetic", people, scores, people[0].clone(), math.inf)
-        state.improve(people, scores)
-        state.stale, state.evaluations = 0, score.evaluations
-        state.history = {"generation": [0], "best": [state.best_score], "mean": [_finite_mean(scores)]}
-    saver = _Checkpointer(ctx, checkpoint, checkpoint_every, genome, shape)
-    with ctx.progress(max(generations - state.step, 0), "evolving") as bar:
-        while state.step < generations:
-            if patience and state.stale >= patience:
-                ctx.log.info("no improvement in %d generations; stopped at generation %d", patience, state.step)
-                break
-            elite_index, children = next_generation(genome, state.population, state.scores, settings, rng)
-            child_scores = score(children)
-            state.population = torch.cat([state.population[elite_index], children])
-            state.scores = torch.cat([state.scores[elite_index], child_scores])
-            state.improve(state.population, state.scores)
-            state.step += 1
-            state.evaluations += len(children)
-            for key, value in (
-                ("generation", state.step),
-                ("best", state.best_score),
-                ("mean", _finite_mean(state.scores)),
-            ):
-                state.history[key].append(value)
-            bar.update(1, best=state.best_score)
-            saver.maybe(state)
-    saver.maybe(state, final=True)
-    score.report(ctx)
-    image = _render_best(genome, state.best, shape, output_size, aspect, ctx.device)
-    return image, state.best, state.history
+    with search.threads():
+        if resume:
+            state = search.resume(resume)
+            if len(state.population) != population:
+                raise NodeError(f"{resume} holds a population of {len(state.population)}, not {population}")
+        else:
+            people = genome.random(population, rng)
+            scores = score(people)
+            if not torch.isfinite(scores).any():
+                raise NodeError("the objective gave NaN or infinity for every individual of the first population")
+            state = SearchState("genetic", people, scores, people[0].clone(), math.inf)
+            state.improve(people, scores)
+            state.stale, state.evaluations = 0, score.evaluations
+            state.history = {"generation": [0], "best": [state.best_score], "mean": [_finite_mean(scores)]}
+        with ctx.progress(max(generations - state.step, 0), "evolving") as bar:
+            while state.step < generations:
+                if patience and state.stale >= patience:
+                    ctx.log.info("no improvement in %d generations; stopped at generation %d", patience, state.step)
+                    break
+                elite_index, children = next_generation(genome, state.population, state.scores, settings, rng)
+                child_scores = score(children)
+                state.population = torch.cat([state.population[elite_index], children])
+                state.scores = torch.cat([state.scores[elite_index], child_scores])
+                state.improve(state.population, state.scores)
+                state.step += 1
+                state.evaluations += len(children)
+                for key, value in (
+                    ("generation", state.step),
+                    ("best", state.best_score),
+                    ("mean", _finite_mean(state.scores)),
+                ):
+                    state.history[key].append(value)
+                bar.update(1, best=state.best_score)
+                search.save(state)
+        return search.finish(state, output_size)
 
 
 # -- simulated annealing -----------------------------------------------------------------
@@ -443,45 +478,39 @@ def anneal(
     problems = _check_anneal({"t_start": t_start, "t_end": t_end, "schedule": schedule})
     if problems:
         raise NodeError(problems[0][0])
-    aspect = objective.aspect()
-    shape = render_size(size, aspect)
-    score = Scorer(genome, objective, shape, ctx.device)
-    rng = ctx.rng
-    if resume:
-        state = load_checkpoint(resume, "anneal", genome, shape, rng)
-        ctx.log.info("resumed from %s at step %d", resume, state.step)
-    else:
-        current = genome.random(1, rng)
-        first = score(current)
-        if not torch.isfinite(first).all():
-            raise NodeError("the objective gave NaN or infinity for the starting picture")
-        state = SearchState("anneal", current, first, current[0].clone(), float(first[0]))
-        state.evaluations = score.evaluations
-        state.extra = {"scale": abs(float(first[0])) or 1.0}
-        state.history = {"step": [0], "best": [state.best_score], "current": [state.best_score]}
-    scale = state.extra["scale"]
-    saver = _Checkpointer(ctx, checkpoint, checkpoint_every, genome, shape)
-    with ctx.progress(max(steps - state.step, 0), "annealing") as bar:
-        while state.step < steps:
-            temp = temperature(state.step, steps, t_start, t_end, schedule) * scale
-            neighbours = genome.perturb(state.population.expand(batch, -1), sigma, rng)
-            scores = score(neighbours)
-            pick = int(torch.argmin(scores))
-            delta = float(scores[pick] - state.scores[0])
-            if math.isfinite(delta) and float(torch.rand((), generator=rng)) < accept_probability(delta, temp):
-                state.population, state.scores = neighbours[pick : pick + 1].clone(), scores[pick : pick + 1]
-            state.improve(neighbours, scores)
-            state.step += 1
-            state.evaluations += batch
-            state.history["step"].append(state.step)
-            state.history["best"].append(state.best_score)
-            state.history["current"].append(float(state.scores[0]))
-            bar.update(1, best=state.best_score)
-            saver.maybe(state)
-    saver.maybe(state, final=True)
-    score.report(ctx)
-    image = _render_best(genome, state.best, shape, output_size, aspect, ctx.device)
-    return image, state.best, state.history
+    search = _Search(ctx, "anneal", genome, objective, size, checkpoint, checkpoint_every)
+    score, rng = search.score, search.rng
+    with search.threads():
+        if resume:
+            state = search.resume(resume)
+        else:
+            current = genome.random(1, rng)
+            first = score(current)
+            if not torch.isfinite(first).all():
+                raise NodeError("the objective gave NaN or infinity for the starting picture")
+            state = SearchState("anneal", current, first, current[0].clone(), float(first[0]))
+            state.evaluations = score.evaluations
+            state.extra = {"scale": abs(float(first[0])) or 1.0}
+            state.history = {"step": [0], "best": [state.best_score], "current": [state.best_score]}
+        scale = state.extra["scale"]
+        with ctx.progress(max(steps - state.step, 0), "annealing") as bar:
+            while state.step < steps:
+                temp = temperature(state.step, steps, t_start, t_end, schedule) * scale
+                neighbours = genome.perturb(state.population.expand(batch, -1), sigma, rng)
+                scores = score(neighbours)
+                pick = int(torch.argmin(scores))
+                delta = float(scores[pick] - state.scores[0])
+                if math.isfinite(delta) and float(torch.rand((), generator=rng)) < accept_probability(delta, temp):
+                    state.population, state.scores = neighbours[pick : pick + 1].clone(), scores[pick : pick + 1]
+                state.improve(neighbours, scores)
+                state.step += 1
+                state.evaluations += batch
+                state.history["step"].append(state.step)
+                state.history["best"].append(state.best_score)
+                state.history["current"].append(float(state.scores[0]))
+                bar.update(1, best=state.best_score)
+                search.save(state)
+        return search.finish(state, output_size)
 
 
 NODES = [genetic, anneal]

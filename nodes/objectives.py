@@ -49,6 +49,7 @@ class ContentObjective(Objective):
     """Mean squared distance between VGG features of the image and of the target."""
 
     name = "content"
+    compute_bound = True
 
     def __init__(self, model: object, target: torch.Tensor, layers: Sequence[str], weight: float) -> None:
         self.source = feature_source(model)
@@ -79,6 +80,7 @@ class StyleObjective(Objective):
     """Mean squared distance between Gram matrices and a blend of the styles' Grams."""
 
     name = "style"
+    compute_bound = True
 
     def __init__(
         self,

@@ -392,3 +392,34 @@ def test_a_coarse_pixel_objective_ignores_detail():
     fine = objectives.objective_pixel(flat, "mse", 1.0)
     assert coarse(detailed).item() == pytest.approx(0.0, abs=1e-6)
     assert fine(detailed).item() == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("compute_bound", [False, True])
+def test_cheap_objectives_are_scored_on_one_thread(compute_bound, monkeypatch):
+    seen: list[int] = []
+
+    class Probe(objectives.PixelObjective):
+        def terms(self, images):
+            seen.append(torch.get_num_threads())
+            return super().terms(images)
+
+    probe = Probe(target(), "mse", 1.0)
+    probe.compute_bound = compute_bound
+    before = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)  # as if PyTorch used three threads
+    threads: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    evolve.genetic(ctx(), genomes.triangles(3, 0.5, "white", "auto"), probe, population=6, generations=2, size=8)
+    assert threads == ([] if compute_bound else [1, 3])  # one thread while searching, then restored
+    assert seen and torch.get_num_threads() == 3
+    monkeypatch.undo()
+    assert torch.get_num_threads() == before
+
+
+def test_vgg_objectives_are_compute_bound_and_sums_inherit_it():
+    pixel = objectives.objective_pixel(target(), "mse", 1.0)
+    assert not pixel.compute_bound
+    heavy = FunctionObjective("net", lambda x: x.mean((1, 2, 3)))
+    heavy.compute_bound = True
+    assert (pixel + heavy).compute_bound and not (pixel + pixel).compute_bound
+    assert objectives.ContentObjective.compute_bound and objectives.StyleObjective.compute_bound
