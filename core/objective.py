@@ -41,6 +41,15 @@ class Objective:
             total = total + part
         return total
 
+    def release(self) -> None:
+        """Let go of what scoring the last images left behind (memoised activations and
+        the autograd graph they hold); the targets stay.
+
+        Consumers call it when they are done scoring (an optimisation or a search
+        ends), so memory is free for the nodes that run next while the objective
+        itself may stay cached for a later run. The default holds nothing.
+        """
+
     def aspect(self) -> float | None:
         """Width ÷ height of the images this objective compares against, if it has a target.
 
@@ -83,6 +92,10 @@ class Sum(Objective):
     @property
     def compute_bound(self) -> bool:  # type: ignore[override]
         return any(obj.compute_bound for obj, _ in self.parts)
+
+    def release(self) -> None:
+        for obj, _ in self.parts:
+            obj.release()
 
     def aspect(self) -> float | None:
         """The first part's that has one."""

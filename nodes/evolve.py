@@ -205,23 +205,27 @@ class _Search:
             self.ctx.log.info("checkpoint at step %d: %s", state.step, self.checkpoint)
 
     @contextmanager
-    def threads(self) -> Iterator[None]:
-        """Run the search loop on one CPU thread unless the objective is compute-bound.
+    def running(self) -> Iterator[None]:
+        """Around the search loop: one CPU thread unless the objective is compute-bound,
+        and the objective released at the end, however the loop ends.
 
         A generation of small pictures is many small tensor operations; on all
         cores, each waits for a thread hand-off, and for a whole time slice when
         another process holds a core (a search measured 8× slower on a two-core
-        machine with one core busy). Restored afterwards.
+        machine with one core busy). The thread count is restored afterwards.
+        Releasing drops what the objective memoised for the last population (a
+        VGG objective's activations), which would otherwise outlive the search.
         """
-        if self.ctx.device.type != "cpu" or self.score.objective.compute_bound:
-            yield
-            return
+        single = self.ctx.device.type == "cpu" and not self.score.objective.compute_bound
         before = torch.get_num_threads()
-        torch.set_num_threads(1)
+        if single:
+            torch.set_num_threads(1)
         try:
             yield
         finally:
-            torch.set_num_threads(before)
+            if single:
+                torch.set_num_threads(before)
+            self.score.objective.release()
 
     def finish(self, state: SearchState, output_size: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, list[float]]]:
         """The last checkpoint, the bad-score report, and the outputs (best picture, genes, history)."""
@@ -363,7 +367,7 @@ def genetic(
     search = _Search(ctx, "genetic", genome, objective, size, checkpoint, checkpoint_every)
     score, rng = search.score, search.rng
     settings = GeneticSettings(tournament, crossover, crossover_rate, mutation_rate, mutation_sigma, elite)
-    with search.threads():
+    with search.running():
         if resume:
             state = search.resume(resume)
             if len(state.population) != population:
@@ -480,7 +484,7 @@ def anneal(
         raise NodeError(problems[0][0])
     search = _Search(ctx, "anneal", genome, objective, size, checkpoint, checkpoint_every)
     score, rng = search.score, search.rng
-    with search.threads():
+    with search.running():
         if resume:
             state = search.resume(resume)
         else:

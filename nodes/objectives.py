@@ -69,6 +69,9 @@ class ContentObjective(Objective):
     def aspect(self) -> float:
         return _aspect(self.target)
 
+    def release(self) -> None:
+        self.source.forget()
+
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         target = self.targets(tuple(images.shape[-2:]))
         feats = self.source(images, self.layers)
@@ -111,6 +114,9 @@ class StyleObjective(Objective):
         self.scale, self.weight = float(scale), float(weight)
         self._targets: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         self.target_computations = 0
+
+    def release(self) -> None:
+        self.source.forget()
 
     def _style_size(self, style: torch.Tensor, size: tuple[int, int]) -> tuple[int, int]:
         long_side = max(1, round(max(size) * self.scale))

@@ -117,6 +117,8 @@ def optimize_pixels(
             ctx.log.warning("the loss became NaN/inf at step %d; keeping the last good image", stop.step)
             history["stopped_at"] = [float(stop.step)]
             return Outcome(last_good, history, snapshots)
+        finally:
+            objective.release()  # the memoised activations of the last step
     with torch.no_grad():
         final = x.detach().clamp_(0, 1)
     return Outcome(final, history, snapshots)

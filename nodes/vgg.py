@@ -19,6 +19,7 @@ magnitude and the same default loss weights work for all:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -81,9 +82,18 @@ class Preprocess:
         images = as_rgb(images)
         if self.bgr:
             images = images.flip(1)
-        mean = torch.tensor(self.mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-        return (images * self.scale - mean) / std
+        mean, std = _constants(self, images.device, images.dtype)
+        out = images * self.scale - mean if self.scale != 1.0 else images - mean
+        return out / std if std is not None else out
+
+
+@functools.lru_cache(maxsize=32)
+def _constants(pre: Preprocess, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A preprocessing's mean and std as tensors, made once per device (std None when all ones)."""
+    mean = torch.tensor(pre.mean, device=device, dtype=dtype).view(1, 3, 1, 1)
+    if all(v == 1.0 for v in pre.std):
+        return mean, None
+    return mean, torch.tensor(pre.std, device=device, dtype=dtype).view(1, 3, 1, 1)
 
 
 IMAGENET = Preprocess("imagenet", False, 1.0, IMAGENET_MEAN, IMAGENET_STD)
@@ -106,7 +116,9 @@ class VGG(nn.Module):
     """VGG convolutions, frozen, in eval mode; returns the named layers asked for.
 
     Only the layers up to the deepest one asked for are computed, so a style
-    loss that stops at relu5_1 never runs conv5_2 onwards.
+    loss that stops at relu5_1 never runs conv5_2 onwards. Every activation comes
+    out multiplied by ``feature_scale``; the factor is folded into the weights
+    (see :func:`fold_scale`), so it costs nothing per step.
     """
 
     def __init__(
@@ -123,6 +135,8 @@ class VGG(nn.Module):
         self.feature_scale = feature_scale
         self.style_calibration = style_calibration
         self.features = features
+        if feature_scale != 1.0:
+            fold_scale(features, feature_scale)
         self.names = layer_names(arch)
         self.index = {n: i for i, n in enumerate(self.names)}
         self.requires_grad_(False)
@@ -143,11 +157,28 @@ class VGG(nn.Module):
             x = self.features[i](x)
             name = self.names[i]
             if name in wanted:
-                out[name] = x * self.feature_scale if self.feature_scale != 1.0 else x
+                out[name] = x
         return out
 
     def extra_repr(self) -> str:
         return f"arch={self.arch}, weights={self.weights}, preprocess={self.preprocess.name}"
+
+
+def fold_scale(features: nn.Sequential, scale: float) -> None:
+    """Make every activation of ``features`` come out ``scale`` times larger (scale > 0).
+
+    Scaling the first convolution's weights and every bias does it: a ReLU, max
+    pooling and average pooling commute with a positive factor, and each later
+    convolution then sees inputs ``scale`` times larger, so only its bias needs
+    the factor. This replaces a multiplication of every requested feature map
+    (and its backward) at every step.
+    """
+    convs = [m for m in features if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        convs[0].weight.mul_(scale)
+        for conv in convs:
+            if conv.bias is not None:
+                conv.bias.mul_(scale)
 
 
 def _features(arch: str, pooling: str) -> nn.Sequential:

@@ -416,6 +416,20 @@ def test_cheap_objectives_are_scored_on_one_thread(compute_bound, monkeypatch):
     assert torch.get_num_threads() == before
 
 
+def test_a_search_releases_its_objective_however_it_ends():
+    released: list[int] = []
+
+    class Probe(objectives.PixelObjective):
+        def release(self):
+            released.append(1)
+
+    probe = Probe(target(), "mse", 1.0)
+    evolve.genetic(ctx(), genomes.triangles(3, 0.5, "white", "auto"), probe, population=6, generations=2, size=8)
+    assert released == [1]
+    evolve.anneal(ctx(), genomes.circles(3, 0.5, "white", "auto", 0.3), probe, steps=2, size=8)
+    assert released == [1, 1]
+
+
 def test_vgg_objectives_are_compute_bound_and_sums_inherit_it():
     pixel = objectives.objective_pixel(target(), "mse", 1.0)
     assert not pixel.compute_bound

@@ -6,6 +6,7 @@ Mechanics use seeded random weights and tiny images; one test uses the real
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torch
 
 import artgraph
 from artgraph import Cache, Context, NodeError, Sum, load_graph
-from artgraph.nodes import optimize, style, vgg
+from artgraph.nodes import features, optimize, style, vgg
 from artgraph.nodes.features import feature_source, gram
 from artgraph.nodes.objectives import ContentObjective, PixelObjective, StyleObjective, TVObjective
 
@@ -82,6 +83,71 @@ def test_one_vgg_pass_per_step_for_content_and_style(model):
     (content(x) + style_obj(x)).sum().backward()
     assert source.forward_passes - before == 1
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def test_the_feature_memo_keeps_what_was_asked_for_and_recomputes_the_rest():
+    fresh = vgg.load_vgg("vgg16", "random", seed=2)
+    source = feature_source(fresh)
+    source.want(["relu2_1"])
+    x = images(5)
+    with torch.no_grad():
+        source(x, ["relu3_1"])
+        assert {fresh.names[i] for i in source._acts} == {"relu2_1", "relu3_1"}
+        passes = source.forward_passes
+        assert torch.equal(source(x, ["relu2_1"])["relu2_1"], fresh(x, ["relu2_1"])["relu2_1"])
+        assert source.forward_passes == passes  # kept: no new pass
+        # conv2_1 was overwritten by an in-place ReLU: asking for it runs a new pass.
+        conv = source(x, ["conv2_1"])["conv2_1"]
+        assert source.forward_passes == passes + 1
+        assert torch.equal(conv, fresh(x, ["conv2_1"])["conv2_1"]) and float(conv.min()) < 0
+
+
+def test_in_place_relus_leave_the_gradient_unchanged():
+    fresh = vgg.load_vgg("vgg16", "random", seed=2)
+    layers = ["relu1_1", "relu3_1"]
+    grads = []
+    for extract in (lambda x: feature_source(fresh)(x, layers), lambda x: fresh(x, layers)):
+        x = images(6).requires_grad_(True)
+        feats = extract(x)
+        sum(gram(f).square().sum() for f in feats.values()).backward()
+        grads.append(x.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-12)
+
+
+def test_objectives_release_their_activations_when_an_optimisation_ends(model):
+    content = ContentObjective(model, images(1), ["relu2_2"], 1.0)
+    optimize.optimize_pixels(Context("o", "t", seed=0), Sum([(content, 1.0)]), images(4), 3, "adam", None)
+    assert content.source._frontier is None and not content.source._acts
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_a_feature_scale_is_folded_into_the_weights(pooling):
+    plain = vgg.load_vgg("vgg16", "random", pooling, seed=3)
+    scaled = vgg.VGG("vgg16", copy.deepcopy(plain.features), plain.preprocess, "random", 0.25)
+    assert not torch.equal(scaled.features[0].weight, plain.features[0].weight)
+    layers = ["conv1_1", "relu2_2", "conv3_1", "relu5_1"]
+    x = images(8)
+    a, b = plain(x, layers), scaled(x, layers)
+    for name in layers:
+        assert torch.allclose(b[name], 0.25 * a[name], rtol=1e-4, atol=1e-4 * float(a[name].abs().max())), name
+
+
+def test_gram_reads_channels_last_features_like_contiguous_ones():
+    f = torch.randn(2, 8, 5, 6, requires_grad=True)
+    g = f.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert torch.allclose(gram(g), gram(f), atol=1e-6)
+    gram(f).square().sum().backward()
+    gram(g).square().sum().backward()
+    assert torch.allclose(g.grad, f.grad, atol=1e-6)
+
+
+def test_the_vgg_model_node_runs_channels_last_on_the_cpu(model):
+    node_model = features.vgg_model(Context("o", "t", seed=0), "vgg16", "random", "max", 1)
+    assert node_model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = images(9)
+    got = node_model(x, ["relu3_1"])["relu3_1"]
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got, model(x, ["relu3_1"])["relu3_1"], rtol=1e-4, atol=1e-6)
 
 
 def test_blend_weights_mix_the_gram_targets(model):
