@@ -17,7 +17,7 @@ most 0.5), population and evaluation budget, interleaved over several seeds.
 Reported: PSNR reached at equal evaluations, evaluations per second, and PSNR at
 equal wall-clock time (each search's best score is stamped with the time as it
 goes; artgraph's is read at the peer's total time). artgraph runs twice: as it
-runs a pixel objective (on one CPU thread, see ``evolve._Search.threads``), and
+runs a pixel objective (on one CPU thread, see ``evolve._Search.running``), and
 on all of PyTorch's threads, as it would run a compute-bound (VGG) objective —
 which shows what the one-thread rule saves on a busy machine.
 
@@ -28,7 +28,8 @@ and the ant colony (``tsp.ant_colony_tour`` with the defaults of
 ``evolve.ant_colony``) against nearest neighbour + 2-opt on 300 and 1,000
 random points.
 
-Prints one JSON line. ``--quick`` for a seconds-long smoke run.
+Prints one JSON line. ``--quick`` for a seconds-long smoke run; ``--device cuda`` runs
+artgraph's side (searches with the torch renderer, VGG scoring) on the GPU.
 Run: ``.venv/bin/python bench/evolve.py``.
 """
 
@@ -55,6 +56,7 @@ TARGET = ROOT / "graphs" / "assets" / "astronaut.jpg"
 SIZE, TRIANGLES, ALPHA_MAX = 64, 50, 0.5
 ELITE = 4  # artgraph's default; the peer keeps one
 POPULATION, TOURNAMENT, CROSSOVER_RATE, MUTATION_RATE, MUTATION_SIGMA = 16, 3, 0.5, 0.01, 0.1
+DEVICE = "cpu"  # artgraph's device (--device); the peer always runs on the CPU
 
 
 def load_target(size: int = SIZE) -> np.ndarray:
@@ -147,8 +149,8 @@ def artgraph_search(
     from artgraph.nodes import evolve, genomes, objectives
 
     stamps: list[tuple[float, float]] = []
-    ctx = Context("bench", "evolve.genetic", seed=seed, progress=lambda total, desc: _Stamps(stamps))
-    image = torch.from_numpy(target).permute(2, 0, 1).unsqueeze(0)
+    ctx = Context("bench", "evolve.genetic", seed=seed, device=DEVICE, progress=lambda total, desc: _Stamps(stamps))
+    image = torch.from_numpy(target).permute(2, 0, 1).unsqueeze(0).to(DEVICE)
     objective = objectives.objective_pixel(image, "mse", 1.0)
     objective.compute_bound = all_threads  # True: keep PyTorch's threads, as for a VGG objective
     genome = genomes.triangles(TRIANGLES, ALPHA_MAX, "white", "auto")
@@ -214,26 +216,33 @@ def vgg_batching(population: int, size: int, rounds: int) -> dict[str, Any]:
     from artgraph.nodes import genomes, objectives
     from artgraph.nodes.features import vgg_model
 
-    model = vgg_model(Context("bench", "vgg", seed=0), "vgg16", "random", "max", 0)  # as a graph builds it
-    style = torch.from_numpy(load_target(size)).permute(2, 0, 1).unsqueeze(0)
+    device = torch.device(DEVICE)
+    model = vgg_model(Context("bench", "vgg", seed=0, device=DEVICE), "vgg16", "random", "max", 0)  # as a graph does
+    style = torch.from_numpy(load_target(size)).permute(2, 0, 1).unsqueeze(0).to(device)
     objective = objectives.objective_style(model, [style], ["relu1_1", "relu2_1", "relu3_1"], None, None, 1.0, 1.0)
     genome = genomes.strokes(200, 0.8, "white", "auto", 0.3, 0.06)
     params = genome.random(population, torch.Generator().manual_seed(0))
-    images = genome.render(params, (size, size))
+    images = genome.render(params, (size, size), device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.no_grad():
         objective(images[:1])  # targets, warm-up
+        objective(images)
         batched, single = [], []
         for _ in range(rounds):
+            sync()
             t = time.perf_counter()
             together = objective(images)
+            sync()
             batched.append(time.perf_counter() - t)
             t = time.perf_counter()
             alone = torch.cat([objective(images[i : i + 1]) for i in range(population)])
+            sync()
             single.append(time.perf_counter() - t)
     assert torch.allclose(together, alone, rtol=1e-4), "batched and one-by-one scores differ"
     return {
         "population": population,
         "size": size,
+        "device": DEVICE,
         "batched_s": round(min(batched), 4),
         "one_by_one_s": round(min(single), 4),
         "speedup": round(min(single) / min(batched), 2),
@@ -277,7 +286,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-vgg", action="store_true")
     parser.add_argument("--no-tour", action="store_true")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="artgraph's device")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     torch.manual_seed(0)
     budget = 700 if args.quick else args.budget
     seeds = list(range(1 if args.quick else args.seeds))
@@ -285,6 +297,7 @@ def main(argv: list[str]) -> None:
         "bench": "evolve",
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "device": DEVICE,
         "load_before": [round(x, 2) for x in os.getloadavg()],
         "genetic": {"budget": budget, "seeds": len(seeds), **compare_ga(budget, seeds)},
     }

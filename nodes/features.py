@@ -10,7 +10,7 @@ objectives share it — the same cost as a hand-written loop.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -133,7 +133,11 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
-def _layers_check(*names: str):
+def check_layer_params(*names: str) -> Callable[[dict[str, object]], list[str]]:
+    """A node ``check`` for params that list VGG layers: unknown names and empty lists
+    become validation errors, reported before anything runs (the arch is not known
+    yet, so names valid for any VGG pass here and are checked again by the model)."""
+
     def check(params: dict[str, object]) -> list[str]:
         out: list[str] = []
         for name in names:
@@ -182,7 +186,7 @@ def vgg_model(ctx: Context, arch: str, weights: str, pooling: str, seed: int) ->
     inputs={"model": Input(Model), "image": Input(Image)},
     params={"layers": Param(List(Str), DEFAULT_STYLE_LAYERS, description="layer names, e.g. relu1_1, conv4_2")},
     outputs={"features": Features},
-    check=_layers_check("layers"),
+    check=check_layer_params("layers"),
 )
 def vgg_features(model: VGG, image: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
     """VGG activations of an image at the named layers."""

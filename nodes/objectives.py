@@ -17,7 +17,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from artgraph import Float, Image, Input, Int, List, Model, NodeError, Objective, ObjectiveType, Param, Str, Sum, node
 
-from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, _layers_check, feature_source, gram
+from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, check_layer_params, feature_source, gram
 
 log = logging.getLogger("artgraph.nodes.objectives")
 
@@ -206,7 +206,7 @@ class PixelObjective(Objective):
         "weight": Param(Float, CONTENT_WEIGHT, min=0.0),
     },
     outputs={"objective": ObjectiveType},
-    check=_layers_check("layers"),
+    check=check_layer_params("layers"),
 )
 def objective_content(model: object, image: torch.Tensor, layers: list[str], weight: float) -> Objective:
     """Keep the content: distance between VGG features of the image and the target."""
@@ -225,7 +225,7 @@ def objective_content(model: object, image: torch.Tensor, layers: list[str], wei
         "weight": Param(Float, STYLE_WEIGHT, min=0.0),
     },
     outputs={"objective": ObjectiveType},
-    check=_layers_check("layers"),
+    check=check_layer_params("layers"),
 )
 def objective_style(
     model: object,

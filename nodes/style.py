@@ -17,7 +17,7 @@ import torch.nn.functional as F  # noqa: N812
 from artgraph import Bool, Context, Dict, Image, Input, Int, List, Model, NodeError, Param, Str, Sum, node
 from artgraph import Float as FloatT
 
-from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, _layers_check
+from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, check_layer_params
 from .imageio import long_side_size
 from .objectives import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT, ContentObjective, StyleObjective, TVObjective
 from .optimize import optimize_pixels
@@ -48,7 +48,7 @@ def keep_colors(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
 
 
 def _check(params: dict[str, object]) -> list[str]:
-    out = _layers_check("content_layers", "style_layers")(params)
+    out = check_layer_params("content_layers", "style_layers")(params)
     scales = params.get("scales")
     if isinstance(scales, list) and any(b < a for a, b in itertools.pairwise(scales)):
         out.append("'scales' must grow from stage to stage, e.g. [128, 256]")

@@ -118,7 +118,8 @@ class VGG(nn.Module):
     Only the layers up to the deepest one asked for are computed, so a style
     loss that stops at relu5_1 never runs conv5_2 onwards. Every activation comes
     out multiplied by ``feature_scale``; the factor is folded into the weights
-    (see :func:`fold_scale`), so it costs nothing per step.
+    (see :func:`fold_scale`; the ``features`` given are changed in place), so it
+    costs nothing per step.
     """
 
     def __init__(

@@ -16,7 +16,13 @@ HAVE_WEIGHTS = vgg.hed_h5_path() is not None or vgg.imagenet_available("vgg19")
 SHRINK: dict[str, dict[str, object]] = {
     "contact_sheet.yaml": {},
     "style_transfer.yaml": {"content.size": 32, "style.size": 32, "transfer.steps": 2},
-    "texture_synthesis.yaml": {"texture.size": 32, "paint.size": 32, "paint.steps": 2},
+    "texture_synthesis.yaml": {
+        "texture.size": 32,
+        "coarse.size": 16,
+        "coarse.steps": 2,
+        "upsample.size": 32,
+        "paint.steps": 2,
+    },
     "multi_style.yaml": {"content.size": 32, "bricks.size": 32, "stars.size": 32, "transfer.steps": 2},
     "preserve_colors.yaml": {"content.size": 32, "style.size": 32, "transfer.steps": 2},
     "multiscale.yaml": {"content.size": 48, "style.size": 48, "transfer.steps": 2, "transfer.scales": [24, 48]},
