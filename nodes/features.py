@@ -80,14 +80,15 @@ class FeatureSource:
 
     def __call__(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         model = self.model
-        self.want(layers)
+        if not self._keep.issuperset(model.index.get(name, -1) for name in layers):
+            self.want(layers)  # new names: checked (a clear error for unknown ones) and kept
         wanted = [model.index[name] for name in layers]
-        if not self._same_image(images) or any(
-            i not in self._acts and i <= self._frontier[0]  # type: ignore[index]
-            for i in wanted
-        ):
+        if self._frontier is None or not self._same_image(images):
             self._start(images)
-        at, x = self._frontier  # type: ignore[misc]
+        elif any(i not in self._acts and i <= self._frontier[0] for i in wanted):
+            self._start(images)  # a shallower layer that was not kept: a new pass
+        assert self._frontier is not None
+        at, x = self._frontier
         keep, features = self._keep, model.features
         for i in range(at + 1, max(wanted) + 1):
             layer = features[i]
