@@ -290,6 +290,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     global DEVICE
     DEVICE = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device here")
     torch.manual_seed(0)
     budget = 700 if args.quick else args.budget
     seeds = list(range(1 if args.quick else args.seeds))
