@@ -8,15 +8,17 @@ References, written out here without artgraph (what a competent user writes by h
   betas (0.5, 0.999), a fresh ``randperm`` per epoch, ``torch.randn`` noise.
 * ``dcgan`` / ``plain``: ``gan.train``'s default DCGAN for 28×28 written out by
   hand (the same layers, initialisation, loss, one-sided label smoothing and
-  moving average of the generator's weights, with the width, lr and batch (32)
-  taken from the node's defaults), so that both do the same arithmetic per step.
+  moving average of the generator's weights, with the width, learning rates
+  (G: lr, D: d_lr), Adam betas and batch (32) taken from the node's defaults),
+  so that both do the same arithmetic per step.
 
 Node variants call ``artgraph.nodes.gan.train`` as a node function with an
 ``artgraph.Context`` (CPU), as a graph's executor does:
 
-* ``mlp`` / ``node``: ``arch: mlp, lr: 2e-4, batch_size: 64, ema: 0,
-  label_smoothing: 0``, the classic recipe (the node's D ends in a logit and uses
-  ``binary_cross_entropy_with_logits``: the same function, computed stably).
+* ``mlp`` / ``node``: ``arch: mlp, lr: 2e-4, d_lr: 2e-4, betas: [0.5, 0.999],
+  batch_size: 64, ema: 0, label_smoothing: 0``, the classic recipe (the node's D
+  ends in a logit and uses ``binary_cross_entropy_with_logits``: the same
+  function, computed stably).
 * ``mlp`` / ``node_ema``: the same with the node's moving average and label
   smoothing on: what those two add to a step.
 * ``dcgan`` / ``node``: the defaults.
@@ -190,7 +192,7 @@ def plain_train(arch: str, data: torch.Tensor, steps: int, recipe: dict[str, Any
     average = copy.deepcopy(g).requires_grad_(False) if ema else None
     bce = nn.BCELoss() if arch == "mlp" else nn.BCEWithLogitsLoss()
     opt_g = torch.optim.Adam(g.parameters(), lr=recipe["lr"], betas=tuple(recipe["betas"]))
-    opt_d = torch.optim.Adam(d.parameters(), lr=recipe["lr"], betas=tuple(recipe["betas"]))
+    opt_d = torch.optim.Adam(d.parameters(), lr=recipe.get("d_lr") or recipe["lr"], betas=tuple(recipe["betas"]))
     real_label = torch.full((batch, 1), 1.0 - smoothing)
     ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
     if arch == "dcgan":
@@ -240,6 +242,7 @@ def node_defaults() -> dict[str, Any]:
 
     spec = gan.train.__artgraph_node__  # type: ignore[attr-defined]
     out = {name: spec.params[name].default for name in ("batch_size", "lr", "betas", "label_smoothing", "ema")}
+    out["d_lr"] = spec.params["d_lr"].default or 2.0 * out["lr"]  # the node's rule: 2 × lr unless given
     out["width"] = spec.params["width"].default or gan.DCGAN_WIDTH
     if spec.params["loss"].default != "bce" or spec.params["arch"].default != "dcgan":
         raise SystemExit(f"gan.train's defaults changed ({out}); update this bench's plain loops")
@@ -267,8 +270,9 @@ def time_training(arch: str, dataset: Any, rounds: int, steps: int) -> dict[str,
     data = (dataset.images - 0.5) / 0.5
     if arch == "mlp":
         classic = {"batch_size": BATCH, "lr": 2e-4, "betas": [0.5, 0.999], "label_smoothing": 0.0, "ema": 0.0}
-        node_classic = {"arch": "mlp", "batch_size": BATCH, "lr": 2e-4, "ema": 0.0, "label_smoothing": 0.0}
-        node_ema = {"arch": "mlp", "batch_size": BATCH, "lr": 2e-4}
+        same = {"arch": "mlp", "batch_size": BATCH, "lr": 2e-4, "d_lr": 2e-4, "betas": [0.5, 0.999]}
+        node_classic = {**same, "ema": 0.0, "label_smoothing": 0.0}
+        node_ema = dict(same)
         variants: dict[str, Callable[[Stamps], nn.Module]] = {
             "plain": lambda s: plain_train("mlp", data, steps, classic, s),
             "node": lambda s: node_train(dataset, steps, node_classic, s),
@@ -361,6 +365,8 @@ def time_graph(steps: int) -> dict[str, Any]:
                 "params": {
                     "arch": "mlp",
                     "lr": 2e-4,
+                    "d_lr": 2e-4,
+                    "betas": [0.5, 0.999],
                     "batch_size": BATCH,
                     "ema": 0.0,
                     "label_smoothing": 0.0,

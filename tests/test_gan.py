@@ -68,9 +68,39 @@ def test_spectral_norm_and_no_ema_train():
 def test_the_default_is_the_dcgan_that_works():
     spec = gan.train.__artgraph_node__  # type: ignore[attr-defined]
     assert spec.params["arch"].default == "dcgan" and spec.params["loss"].default == "bce"
-    # lr 1e-3 on batches of 32: what bench/gan_quality.py found best for a two-minute CPU budget (docs/gan.md).
+    # lr 1e-3 (D: 2e-3) on batches of 32, Adam betas (0, 0.9): what bench/gan_quality.py found best
+    # for a two-minute CPU budget (docs/gan.md).
     assert spec.params["lr"].default == 1e-3 and spec.params["batch_size"].default == 32
-    assert spec.params["betas"].default == [0.5, 0.999]
+    assert spec.params["d_lr"].default is None  # 2 × lr
+    assert spec.params["betas"].default == [0.0, 0.9]
+
+
+def _optimiser_groups(path: str) -> dict[str, dict[str, object]]:
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as fh:
+        training = json.loads(fh.metadata()["training"])
+    return {name: training[name][0] for name in ("optG", "optD")}
+
+
+def test_the_discriminator_learns_at_twice_lr_unless_d_lr_says(tmp_path: Path):
+    ckpt = str(tmp_path / "ckpt.safetensors")
+    train(checkpoint=ckpt, checkpoint_every=3)
+    groups = _optimiser_groups(ckpt)
+    assert groups["optG"]["lr"] == 1e-3 and groups["optD"]["lr"] == 2e-3
+    assert groups["optG"]["betas"] == groups["optD"]["betas"] == [0.0, 0.9]
+    train(checkpoint=ckpt, checkpoint_every=3, lr=3e-4)
+    groups = _optimiser_groups(ckpt)
+    assert groups["optG"]["lr"] == 3e-4 and groups["optD"]["lr"] == 6e-4
+    train(checkpoint=ckpt, checkpoint_every=3, d_lr=5e-4, betas=[0.5, 0.999])
+    groups = _optimiser_groups(ckpt)
+    assert groups["optG"]["lr"] == 1e-3 and groups["optD"]["lr"] == 5e-4
+    assert groups["optD"]["betas"] == [0.5, 0.999]
+    # resuming may change the learning rates; each network gets its own
+    other = str(tmp_path / "resumed.safetensors")
+    train(resume=ckpt, steps=5, checkpoint=other, checkpoint_every=5, lr=2e-4, d_lr=7e-4)
+    groups = _optimiser_groups(other)
+    assert groups["optG"]["lr"] == 2e-4 and groups["optD"]["lr"] == 7e-4
 
 
 def test_training_is_deterministic_given_the_seed():
