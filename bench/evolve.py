@@ -38,8 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import random
 import statistics
 import sys
@@ -49,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import load, machine  # bench/machine.py: where a bench ran
 from PIL import Image, ImageDraw, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,10 +296,8 @@ def main(argv: list[str]) -> None:
     seeds = list(range(1 if args.quick else args.seeds))
     figures: dict[str, Any] = {
         "bench": "evolve",
-        "machine": f"{platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads",
-        "device": DEVICE,
-        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "machine": machine(DEVICE),
+        "load_before": load(),
         "genetic": {"budget": budget, "seeds": len(seeds), **compare_ga(budget, seeds)},
     }
     if not args.no_vgg:
@@ -308,7 +305,7 @@ def main(argv: list[str]) -> None:
     if not args.no_tour:
         figures["ant_colony"] = tours([50] if args.quick else [300, 1000], 0)
     figures["targets"] = targets(figures)
-    figures["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    figures["load_after"] = load()
     print(json.dumps(figures))
 
 

@@ -57,8 +57,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -66,6 +64,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
+from machine import load, machine  # bench/machine.py: where a bench ran
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,31 +265,6 @@ def write_grid(images: torch.Tensor, path: Path) -> None:
 
 
 # -- the run ---------------------------------------------------------------------------
-
-
-def load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": "cpu",
-    }
 
 
 def main(argv: list[str]) -> None:

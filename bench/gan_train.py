@@ -51,8 +51,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -61,6 +59,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from machine import load, machine  # bench/machine.py: where a bench ran
 from torch import nn
 
 Z_DIM = 100
@@ -76,13 +75,6 @@ TARGET_RATIO = 0.95
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 class Stamps:
@@ -393,24 +385,6 @@ def time_graph(steps: int) -> dict[str, Any]:
         "run_s": round(seconds[1], 2),
         "data_mnist_s": round(read, 2),
         "load": load(),
-    }
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": "cpu",
     }
 
 

@@ -52,8 +52,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -64,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine import load, machine  # bench/machine.py: where a bench ran
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -472,39 +471,6 @@ def write_weights(folder: Path) -> Path:
     path = folder / "vgg16_hed.safetensors"
     save_file(state, str(path))
     return path
-
-
-def machine(device: str) -> dict[str, Any]:
-    import artgraph
-
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    out: dict[str, Any] = {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "artgraph": getattr(artgraph, "__version__", "unknown"),
-        "device": device,
-        "mkldnn": torch.backends.mkldnn.is_available(),
-    }
-    if device == "cuda":
-        out["gpu"] = torch.cuda.get_device_name(0)
-        out["cuda"] = torch.version.cuda
-    return out
-
-
-def load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def ratio(a: float, b: float) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import types
 from pathlib import Path
 
@@ -344,8 +345,10 @@ def _bench(name: str) -> types.ModuleType:
     """bench/NAME.py as a module (bench/ is not a package)."""
     import importlib.util  # here: only these tests load the benches
 
-    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    folder = Path(__file__).resolve().parent.parent / "bench"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))  # benches import bench/machine.py, as when run as scripts
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", folder / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
