@@ -13,6 +13,7 @@ The engine knows nothing about what an objective measures: nodes build them
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 
-class Objective:
+class Objective(ABC):
     """Base class: implement :meth:`terms` (each term a ``[B]`` tensor, weighted)."""
 
     name: str = "objective"
@@ -30,8 +31,9 @@ class Objective:
     #: save; a plugin's network-based objective should set this.
     compute_bound: bool = False
 
+    @abstractmethod
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """The weighted parts of the score, by name, each ``[B]``; their sum is the score."""
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """The total score per image, ``[B]``."""
@@ -49,6 +51,7 @@ class Objective:
         ends), so memory is free for the nodes that run next while the objective
         itself may stay cached for a later run. The default holds nothing.
         """
+        return None
 
     def aspect(self) -> float | None:
         """Width ÷ height of the images this objective compares against, if it has a target.

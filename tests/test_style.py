@@ -405,3 +405,11 @@ def test_lbfgs_converges_whatever_the_image_size(size):
     history = outcome.history["total"]
     assert history[0] == pytest.approx(objective(start).item(), rel=1e-5)  # histories stay unscaled
     assert history[-1] < 1e-3 * history[0]
+
+
+def test_an_objective_must_say_how_it_scores():
+    class NoTerms(artgraph.Objective):
+        pass
+
+    with pytest.raises(TypeError, match="terms"):
+        NoTerms()
