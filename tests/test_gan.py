@@ -104,6 +104,21 @@ def test_the_discriminator_learns_at_twice_lr_unless_d_lr_says(tmp_path: Path):
     assert groups["optG"]["lr"] == 2e-4 and groups["optD"]["lr"] == 7e-4
 
 
+@pytest.mark.parametrize("spectral", [False, True])
+def test_the_discriminator_learns_on_every_step(tmp_path: Path, spectral: bool):
+    """The generator's step freezes the discriminator (no weight gradients it would throw
+    away); it must thaw it again, or the discriminator would learn on the first step only."""
+    from safetensors.torch import load_file
+
+    weights = []
+    for steps in (1, 2, 3):
+        ckpt = str(tmp_path / f"after{steps}.safetensors")
+        train(steps=steps, checkpoint=ckpt, checkpoint_every=steps, spectral_norm=spectral)
+        weights.append({k: v for k, v in load_file(ckpt).items() if k.startswith("D.") and v.is_floating_point()})
+    for before, after in zip(weights, weights[1:], strict=False):
+        assert any(not torch.equal(before[k], after[k]) for k in before if "running" not in k)
+
+
 def test_training_is_deterministic_given_the_seed():
     a, ha = train(seed=5)
     b, hb = train(seed=5)
