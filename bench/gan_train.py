@@ -7,16 +7,20 @@ References, written out here without artgraph (what a competent user writes by h
   (real 1, fake 0; G trained on "fake is real"), D then G each step, Adam lr 2e-4
   betas (0.5, 0.999), a fresh ``randperm`` per epoch, ``torch.randn`` noise.
 * ``dcgan`` / ``plain``: ``gan.train``'s default DCGAN for 28×28 written out by
-  hand (the same layers, initialisation, loss, one-sided label smoothing and
+  hand (the same layers, with the generator's 3×3 block and the spectrally
+  normalised discriminator, initialisation, loss, one-sided label smoothing and
   moving average of the generator's weights, with the width, learning rates
   (G: lr, D: d_lr), Adam betas and batch (32) taken from the node's defaults),
-  so that both do the same arithmetic per step.
+  so that both do the same arithmetic per step, but one: like most hand-written
+  loops it leaves the discriminator's weight gradients on during the generator's
+  step, which the node skips (D's own step would zero them): the node's DCGAN
+  step is cheaper by that backward pass.
 
 Node variants call ``artgraph.nodes.gan.train`` as a node function with an
 ``artgraph.Context`` (CPU), as a graph's executor does:
 
 * ``mlp`` / ``node``: ``arch: mlp, lr: 2e-4, d_lr: 2e-4, betas: [0.5, 0.999],
-  batch_size: 64, ema: 0, label_smoothing: 0``, the classic recipe (the node's D
+  batch_size: 64, ema: 0, label_smoothing: 0, spectral_norm: false``, the classic recipe (the node's D
   ends in a logit and uses ``binary_cross_entropy_with_logits``: the same
   function, computed stably).
 * ``mlp`` / ``node_ema``: the same with the node's moving average and label
@@ -138,11 +142,16 @@ def plain_mlp() -> tuple[nn.Module, nn.Module]:
 
 
 def plain_dcgan(width: int) -> tuple[nn.Module, nn.Module]:
-    """The node's default DCGAN for 28×28: base 7×7, two ×2 upsamplings; N(0, 0.02) init."""
+    """The node's default DCGAN for 28×28: base 7×7 with one 3×3 conv block, two ×2
+    upsamplings; a spectrally normalised discriminator without batch norm; N(0, 0.02) init."""
     top = 2 * width
+    sn = nn.utils.parametrizations.spectral_norm
     g = nn.Sequential(
         nn.Linear(Z_DIM, top * 7 * 7, bias=False),
         nn.Unflatten(1, (top, 7, 7)),
+        nn.BatchNorm2d(top),
+        nn.ReLU(True),
+        nn.Conv2d(top, top, 3, 1, 1, bias=False),
         nn.BatchNorm2d(top),
         nn.ReLU(True),
         nn.ConvTranspose2d(top, width, 4, 2, 1, bias=False),
@@ -152,15 +161,16 @@ def plain_dcgan(width: int) -> tuple[nn.Module, nn.Module]:
         nn.Tanh(),
     )
     d = nn.Sequential(
-        nn.Conv2d(1, width, 4, 2, 1),
+        sn(nn.Conv2d(1, width, 4, 2, 1)),
         nn.LeakyReLU(0.2, True),
-        nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(2 * width),
+        sn(nn.Conv2d(width, 2 * width, 4, 2, 1)),
         nn.LeakyReLU(0.2, True),
         nn.Flatten(),
-        nn.Linear(2 * width * 7 * 7, 1),
+        sn(nn.Linear(2 * width * 7 * 7, 1)),
     )
     for m in [*g.modules(), *d.modules()]:
+        if nn.utils.parametrize.is_parametrized(m):  # spectral norm sets the scale; default init
+            continue
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
@@ -236,7 +246,12 @@ def node_defaults() -> dict[str, Any]:
     out = {name: spec.params[name].default for name in ("batch_size", "lr", "betas", "label_smoothing", "ema")}
     out["d_lr"] = spec.params["d_lr"].default or 2.0 * out["lr"]  # the node's rule: 2 × lr unless given
     out["width"] = spec.params["width"].default or gan.DCGAN_WIDTH
-    if spec.params["loss"].default != "bce" or spec.params["arch"].default != "dcgan":
+    blocks = spec.params["blocks"].default
+    out["blocks"] = gan.DCGAN_BLOCKS if blocks is None else blocks
+    out["spectral_norm"] = spec.params["spectral_norm"].default
+    # what plain_dcgan and plain_train write out by hand
+    written_out = {"loss": "bce", "arch": "dcgan", "blocks": 1, "spectral_norm": True}
+    if {k: out.get(k, spec.params[k].default) for k in written_out} != written_out:
         raise SystemExit(f"gan.train's defaults changed ({out}); update this bench's plain loops")
     return out
 
@@ -262,7 +277,14 @@ def time_training(arch: str, dataset: Any, rounds: int, steps: int) -> dict[str,
     data = (dataset.images - 0.5) / 0.5
     if arch == "mlp":
         classic = {"batch_size": BATCH, "lr": 2e-4, "betas": [0.5, 0.999], "label_smoothing": 0.0, "ema": 0.0}
-        same = {"arch": "mlp", "batch_size": BATCH, "lr": 2e-4, "d_lr": 2e-4, "betas": [0.5, 0.999]}
+        same = {
+            "arch": "mlp",
+            "batch_size": BATCH,
+            "lr": 2e-4,
+            "d_lr": 2e-4,
+            "betas": [0.5, 0.999],
+            "spectral_norm": False,
+        }
         node_classic = {**same, "ema": 0.0, "label_smoothing": 0.0}
         node_ema = dict(same)
         variants: dict[str, Callable[[Stamps], nn.Module]] = {

@@ -1,30 +1,25 @@
 """GANs as nodes: train a generator on a dataset, save/load it, sample, interpolate.
 
-The default recipe is a small DCGAN with the usual stabilisers (batch norm in the
-generator, LeakyReLU(0.2) and strided convolutions in the discriminator, the
-non-saturating loss, one-sided label smoothing and an exponential moving average
-of the generator's weights), trained on batches of 32 with Adam betas (0, 0.9),
-lr 1e-3 for the generator and twice that (``d_lr``) for the discriminator. None
-of that optimiser is the DCGAN paper's (2e-4 for both, betas (0.5, 0.999), batch
-128; 64 is common): it is what bench/gan_quality.py found best for a short budget
-on a CPU. lr 1e-3 with batch 32 (instead of 2e-4 / 64) took the Fréchet distance
-from 46 to 28 and the confidently drawn digit classes from 5 to 7 in about the
-same wall time; betas (0, 0.9) with the discriminator at 2 × lr then took them to
-22.5 and 8.3 (means of three seeds at 2,400 steps, ~90 s on two cores, MNIST;
-9 classes for one seed, 8 for two). lr 5e-4, batch 16, widths 48/64, a wider
-discriminator (per second), hinge loss and no label smoothing did no better (docs/gan.md,
-"Quality"). lr 1e-3 stayed stable for 6,000 steps on MNIST and 800 on
-scikit-learn's digits at 32×32; for long runs on other data, lr 2e-4 (d_lr 4e-4)
-is the conservative choice.
+The default recipe is a small DCGAN with the usual stabilisers: batch norm and one
+3×3 conv block at the base resolution in the generator; strided convolutions,
+LeakyReLU(0.2) and spectral normalisation in the discriminator; the non-saturating
+loss, one-sided label smoothing and an exponential moving average of the
+generator's weights; batches of 32 with Adam betas (0, 0.9), lr 1e-3 for the
+generator and twice that (``d_lr``) for the discriminator. None of that optimiser
+is the DCGAN paper's (2e-4 for both, betas (0.5, 0.999), batch 128): it is what
+bench/gan_quality.py found best for a short budget on a CPU, in three rounds
+(docs/gan.md, "The default recipe, and why"). On 5,000 MNIST digits, 2,800 steps
+(about 35 s on two quiet CPU cores) give nine or ten confidently drawn digit classes
+for each of ten seeds, at a Fréchet distance (in a digit classifier's features) of
+14 on average, against 22-25 for the plain DCGAN layers with the same optimiser and
+about 150 for the classic MLP recipe. lr 1e-3 is tuned for short runs on small data:
+for long runs on other data, lr 2e-4 (d_lr 4e-4) is the conservative choice.
 
 The classic MLP recipe (100→256→256→784, LeakyReLU, Tanh / Sigmoid, BCE, Adam
 2e-4, batch 64) is available as ``arch: mlp`` (set ``lr: 2e-4, d_lr: 2e-4, betas:
-[0.5, 0.999], batch_size: 64, ema: 0, label_smoothing: 0`` for exactly that); on
-5,000 MNIST digits, given twice the DCGAN's seconds, it gives speckled strokes,
-mostly 1s, 7s and 9s, about seven times further from real digits (by a digit
-classifier's Fréchet distance) than the DCGAN after 90 s of CPU training, which
-attempts all ten digits and draws eight or nine well enough to be read without
-doubt.
+[0.5, 0.999], batch_size: 64, ema: 0, label_smoothing: 0, spectral_norm: false`` for
+exactly that); on 5,000 MNIST digits, given five times the steps, it gives speckled
+strokes, mostly 1s, 7s and 9s.
 
 Randomness is reproducible and resumable: model initialisation comes from the
 ``seed``; the shuffle of epoch ``e`` and the noise of step ``t`` come from
@@ -46,6 +41,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from torch import nn
+from torch.nn.utils import parametrize
 
 from artgraph import (
     Bool,
@@ -75,6 +71,8 @@ CHECKPOINT_FORMAT = "artgraph.gan.checkpoint"
 NORMALISATION = {"mean": 0.5, "std": 0.5}
 MLP_HIDDEN = [256, 256]
 DCGAN_WIDTH = 32
+#: Extra 3×3 conv blocks in the DCGAN generator at its base resolution (see Generator).
+DCGAN_BLOCKS = 1
 SAMPLE_CHUNK = 500
 _PICKLE_HINT = "Save the generator with gan.save, or convert the state dict with safetensors.torch.save_file"
 
@@ -102,8 +100,14 @@ def _check_geometry(config: dict[str, Any]) -> None:
 
 
 def _init_dcgan(module: nn.Module) -> None:
-    """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales."""
+    """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales.
+
+    Spectrally normalised layers keep PyTorch's default initialisation: the
+    normalisation sets their scale, and their ``weight`` is computed from the stored
+    one, so writing to it would change nothing."""
     for m in module.modules():
+        if parametrize.is_parametrized(m):
+            continue
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
@@ -139,6 +143,11 @@ class Generator(nn.Module):
                 nn.BatchNorm2d(top),
                 nn.ReLU(True),
             ]
+            # A 3×3 conv block at the base resolution lets neighbouring parts of the
+            # digit agree before upsampling; the linear layer alone lays them out
+            # independently. Files from before the key existed have none.
+            for _ in range(config.get("blocks", 0)):
+                layers += [nn.Conv2d(top, top, 3, 1, 1, bias=False), nn.BatchNorm2d(top), nn.ReLU(True)]
             ch = top
             for _ in range(ups - 1):
                 layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
@@ -194,7 +203,13 @@ class Discriminator(nn.Module):
 
 
 def generator_config(
-    arch: str, z_dim: int, channels: int, size: int, width: int | None = None, **extra: Any
+    arch: str,
+    z_dim: int,
+    channels: int,
+    size: int,
+    width: int | None = None,
+    blocks: int | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "format": FORMAT,
@@ -210,6 +225,7 @@ def generator_config(
         config["hidden"] = [width, width] if width else list(MLP_HIDDEN)
     else:
         config["width"] = width or DCGAN_WIDTH
+        config["blocks"] = DCGAN_BLOCKS if blocks is None else blocks
     config.update(extra)
     return config
 
@@ -380,6 +396,8 @@ def _check_train(params: dict[str, object]) -> list[str]:
     ema = params.get("ema")
     if isinstance(ema, (int, float)) and not (ema == 0 or 0 < ema < 1):
         out.append("'ema' must be 0 (off) or a decay below 1, e.g. 0.999")
+    if params.get("arch") == "mlp" and params.get("blocks"):
+        out.append("'blocks' are conv blocks of the dcgan generator; arch mlp has none (remove 'blocks')")
     return out
 
 
@@ -397,6 +415,13 @@ def _check_train(params: dict[str, object]) -> list[str]:
             max=4096,
             description=f"dcgan: channels of the last layer (default {DCGAN_WIDTH}); "
             f"mlp: hidden units (default {MLP_HIDDEN[0]})",
+        ),
+        "blocks": Param(
+            Int,
+            None,
+            min=0,
+            max=16,
+            description=f"dcgan: extra 3×3 conv blocks in the generator at its base side (default {DCGAN_BLOCKS})",
         ),
         "epochs": Param(Int, 5, min=1, max=100_000, description="passes over the dataset (unless 'steps' is set)"),
         "steps": Param(Int, None, min=1, max=10_000_000, description="total training steps; overrides 'epochs'"),
@@ -430,7 +455,9 @@ def _check_train(params: dict[str, object]) -> list[str]:
             description="discriminator steps per generator step (default: 5 for wgan-gp, else 1)",
         ),
         "label_smoothing": Param(FloatT, 0.1, min=0.0, max=0.5, description="bce: real labels are 1 - this"),
-        "spectral_norm": Param(Bool, False, description="spectral normalisation in the discriminator"),
+        "spectral_norm": Param(
+            Bool, True, description="spectral normalisation of the discriminator's layers (instead of batch norm)"
+        ),
         "ema": Param(FloatT, 0.999, min=0.0, max=0.99999, description="generator weight moving average (0: off)"),
         "seed": Param(Int, 0, min=0, description="seed of initialisation, shuffling and noise"),
         "checkpoint": Param(
@@ -453,6 +480,7 @@ def train(
     arch: str = "dcgan",
     z_dim: int = 100,
     width: int | None = None,
+    blocks: int | None = None,
     epochs: int = 5,
     steps: int | None = None,
     batch_size: int = 32,
@@ -462,7 +490,7 @@ def train(
     loss: str = "bce",
     d_steps: int | None = None,
     label_smoothing: float = 0.1,
-    spectral_norm: bool = False,
+    spectral_norm: bool = True,
     ema: float = 0.999,
     seed: int = 0,
     checkpoint: str = "checkpoints/gan.safetensors",
@@ -472,7 +500,7 @@ def train(
     """Train a GAN generator on a dataset (DCGAN with the usual stabilisers by default)."""
     if not isinstance(dataset, ImageSet):
         raise NodeError(f"expected a dataset, got {type(dataset).__name__}")
-    problems = _check_train({"betas": betas, "ema": ema})
+    problems = _check_train({"betas": betas, "ema": ema, "arch": arch, "blocks": blocks})
     if problems:
         raise NodeError(problems[0])
     betas = list(betas) if betas is not None else [0.0, 0.9]
@@ -488,7 +516,7 @@ def train(
         raise NodeError("the dataset needs at least 2 images")
     total = steps if steps is not None else epochs * (n // batch_size)
     d_steps = d_steps or (5 if loss == "wgan-gp" else 1)
-    config = generator_config(arch, z_dim, dataset.channels, h, width, dataset=dataset.name)
+    config = generator_config(arch, z_dim, dataset.channels, h, width, blocks, dataset=dataset.name)
     _check_geometry(config)
     d_norm = arch == "dcgan" and loss != "wgan-gp" and not spectral_norm
     training = {"loss": loss, "spectral_norm": spectral_norm, "d_norm": d_norm, "ema": ema > 0}
@@ -582,7 +610,7 @@ def train(
             kept = "set 'checkpoint_every' to keep checkpoints, and try "
         raise NodeError(
             f"the losses became NaN/inf at step {stop.step} (d_loss={stop.d:.4g}, g_loss={stop.g:.4g}); "
-            f"{kept}a lower 'lr', 'spectral_norm: true' or loss 'hinge'"
+            f"{kept}a lower 'lr' (and 'd_lr'), 'spectral_norm: true' if it is off, or loss 'hinge'"
         ) from None
     if checkpoint_every and step == start and start < total:
         save_checkpoint(step)
@@ -616,7 +644,7 @@ def _resume(
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise NodeError(f"{path} is not a gan.train checkpoint (a saved generator cannot be resumed)")
     saved_config, saved_training = _config_from(meta, path), meta.get("training", {})
-    keys = ("arch", "z_dim", "channels", "size", "hidden", "width")
+    keys = ("arch", "z_dim", "channels", "size", "hidden", "width", "blocks")
     differ = [
         f"{k}: {saved_config.get(k)!r} there, {config.get(k)!r} here"
         for k in keys
