@@ -145,7 +145,7 @@ class Generator(nn.Module):
             ]
             # A 3×3 conv block at the base resolution lets neighbouring parts of the
             # digit agree before upsampling; the linear layer alone lays them out
-            # independently. Files from before the key existed have none.
+            # independently. A config without the key (older files) has none.
             for _ in range(config.get("blocks", 0)):
                 layers += [nn.Conv2d(top, top, 3, 1, 1, bias=False), nn.BatchNorm2d(top), nn.ReLU(True)]
             ch = top
@@ -339,6 +339,8 @@ def _config_from(meta: dict[str, Any], path: str) -> dict[str, Any]:
     missing = [k for k in ("arch", "z_dim", "channels", "size") if k not in config]
     if missing or config.get("arch") not in ("dcgan", "mlp"):
         raise NodeError(f"{path}: the config lacks {missing or 'a known arch'}")
+    if config["arch"] == "dcgan":
+        config.setdefault("blocks", 0)  # written before the key existed: no block
     return config
 
 

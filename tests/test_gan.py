@@ -96,18 +96,28 @@ def test_blocks_add_conv_layers_at_the_base_side():
     assert "blocks" not in train(arch="mlp")[0].config
 
 
-def test_a_generator_saved_before_blocks_existed_loads_without_them(tmp_path: Path):
-    """Files written before the 'blocks' key was added have no such key and no block."""
-    config = gan.generator_config("dcgan", 8, 1, 16, 4)
-    del config["blocks"]
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        old = gan.Generator(config)
-    path = str(tmp_path / "old.safetensors")
-    gan.save(ctx(), old, path)
-    loaded = gan.load(ctx(), path)
-    assert "blocks" not in loaded.config
-    assert torch.equal(gan.sample(old, 3, 1, None), gan.sample(loaded, 3, 1, None))
+def test_files_written_before_blocks_existed_load_and_resume_without_them(tmp_path: Path):
+    """Files written before the 'blocks' key existed have no block; they load, and a
+    checkpoint resumes with blocks: 0 (the layers it was trained with)."""
+    from safetensors import safe_open
+
+    ckpt, generator_file = str(tmp_path / "ckpt.safetensors"), str(tmp_path / "g.safetensors")
+    generator, _ = train(blocks=0, checkpoint=ckpt, checkpoint_every=3)
+    gan.save(ctx(), generator, generator_file)
+    for path in (ckpt, generator_file):  # strip the key, as an older artgraph wrote them
+        with safe_open(path, "pt") as fh:
+            meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+        config = json.loads(meta["config"])
+        del config["blocks"]
+        meta = {k: json.loads(v) for k, v in meta.items()}
+        write_safetensors(path, tensors, {**meta, "config": config})
+    loaded = gan.load(ctx(), generator_file)
+    assert loaded.config["blocks"] == 0
+    assert torch.equal(gan.sample(generator, 3, 1, None), gan.sample(loaded, 3, 1, None))
+    resumed, history = train(resume=ckpt, blocks=0, steps=4)
+    assert history["step"] == [4.0] and resumed.config["blocks"] == 0
+    with pytest.raises(NodeError, match=r"blocks: 0 there, 1 here"):
+        train(resume=ckpt, steps=4)
 
 
 def _optimiser_groups(path: str) -> dict[str, dict[str, object]]:
