@@ -11,8 +11,8 @@ bench/gan_quality.py found best for a short budget on a CPU, in three rounds
 (docs/gan.md, "The default recipe, and why"). On 5,000 MNIST digits, 2,800 steps
 (about 35 s on two quiet CPU cores) give nine or ten confidently drawn digit classes
 for each of ten seeds, at a Fréchet distance (in a digit classifier's features) of
-14 on average, against 22-25 for the plain DCGAN layers with the same optimiser and
-about 150 for the classic MLP recipe. lr 1e-3 is tuned for short runs on small data:
+14 on average, against about 22 for the plain DCGAN layers with the same optimiser
+and 100-157 for the classic MLP recipe. lr 1e-3 is tuned for short runs on small data:
 for long runs on other data, lr 2e-4 (d_lr 4e-4) is the conservative choice.
 
 The classic MLP recipe (100→256→256→784, LeakyReLU, Tanh / Sigmoid, BCE, Adam
@@ -586,7 +586,7 @@ def train(
                     opt_d.step()
                     d_value = float(d_loss.detach())
                 # the generator's step needs gradients through D, not D's own: freezing D
-                # skips their convolutions (~10% of a DCGAN step) and changes no result
+                # skips their backward pass (5-10% of a DCGAN step) and changes no result
                 disc.requires_grad_(False)
                 g_loss = _g_loss(loss, disc(fake))
                 opt_g.zero_grad(set_to_none=True)
