@@ -2,9 +2,9 @@
 
 The default recipe is a small DCGAN with the usual stabilisers: batch norm and one
 3×3 conv block at the base resolution in the generator; strided convolutions,
-LeakyReLU(0.2) and spectral normalisation in the discriminator; the non-saturating
-loss, one-sided label smoothing and an exponential moving average of the
-generator's weights; batches of 32 with Adam betas (0, 0.9), lr 1e-3 for the
+LeakyReLU(0.2) and spectral normalisation (but for wgan-gp) in the discriminator;
+the non-saturating loss, one-sided label smoothing and an exponential moving
+average of the generator's weights; batches of 32 with Adam betas (0, 0.9), lr 1e-3 for the
 generator and twice that (``d_lr``) for the discriminator. None of that optimiser
 is the DCGAN paper's (2e-4 for both, betas (0.5, 0.999), batch 128): it is what
 bench/gan_quality.py found best for a short budget on a CPU, in three rounds
