@@ -36,7 +36,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
@@ -508,6 +508,9 @@ def train(
     problems = _check_train({"betas": betas, "ema": ema, "arch": arch, "blocks": blocks})
     if problems:
         raise NodeError(problems[0])
+    saved = _read_checkpoint(resume) if resume is not None else None
+    if saved is not None:
+        width, blocks, spectral_norm = _unset_from_checkpoint(saved, arch, width, blocks, spectral_norm)
     betas = list(betas) if betas is not None else [0.0, 0.9]
     d_lr = d_lr if d_lr is not None else 2.0 * lr
     h, w = dataset.size
@@ -543,10 +546,10 @@ def train(
     history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_loss": []}
     last_saved: tuple[int, str] | None = None
     start = 0
-    if resume is not None:
-        start = _resume(resume, config, training, gen_net, disc, average, opt_g, opt_d, (lr, d_lr), betas)
-        ctx.log.info("resumed from %s at step %d", resume, start)
-        last_saved = (start, resume)
+    if saved is not None:
+        start = _resume(saved, config, training, gen_net, disc, average, opt_g, opt_d, (lr, d_lr), betas)
+        ctx.log.info("resumed from %s at step %d", saved.path, start)
+        last_saved = (start, saved.path)
         if start >= total:
             ctx.log.warning("the checkpoint is at step %d, already at or past %d steps; nothing to train", start, total)
 
@@ -635,8 +638,40 @@ def _ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
         a.copy_(b)
 
 
+class _Checkpoint(NamedTuple):
+    path: str
+    tensors: dict[str, torch.Tensor]
+    config: dict[str, Any]  #: the generator's
+    training: dict[str, Any]  #: loss, spectral_norm, step, optimiser groups, ...
+
+
+def _read_checkpoint(path: str) -> _Checkpoint:
+    tensors, meta = read_safetensors(path, "checkpoint", _PICKLE_HINT)
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise NodeError(f"{path} is not a gan.train checkpoint (a saved generator cannot be resumed)")
+    training = meta.get("training")
+    return _Checkpoint(path, tensors, _config_from(meta, path), training if isinstance(training, dict) else {})
+
+
+def _unset_from_checkpoint(
+    saved: _Checkpoint, arch: str, width: int | None, blocks: int | None, spectral_norm: bool | None
+) -> tuple[int | None, int | None, bool | None]:
+    """The layer settings left unset take the checkpoint's values, so that resuming needs
+    only the path; settings given must match it (checked by _resume)."""
+    config, training = saved.config, saved.training
+    if config["arch"] != arch:  # refused later, with the difference named
+        return width, blocks, spectral_norm
+    if width is None:
+        width = config["hidden"][0] if arch == "mlp" else config.get("width")
+    if blocks is None and arch == "dcgan":
+        blocks = config["blocks"]
+    if spectral_norm is None and isinstance(training.get("spectral_norm"), bool):
+        spectral_norm = training["spectral_norm"]
+    return width, blocks, spectral_norm
+
+
 def _resume(
-    path: str,
+    saved: _Checkpoint,
     config: dict[str, Any],
     training: dict[str, Any],
     gen_net: nn.Module,
@@ -647,10 +682,7 @@ def _resume(
     lrs: tuple[float, float],
     betas: list[float],
 ) -> int:
-    tensors, meta = read_safetensors(path, "checkpoint", _PICKLE_HINT)
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise NodeError(f"{path} is not a gan.train checkpoint (a saved generator cannot be resumed)")
-    saved_config, saved_training = _config_from(meta, path), meta.get("training", {})
+    path, tensors, saved_config, saved_training = saved
     keys = ("arch", "z_dim", "channels", "size", "hidden", "width", "blocks")
     differ = [
         f"{k}: {saved_config.get(k)!r} there, {config.get(k)!r} here"

@@ -118,7 +118,7 @@ def test_blocks_add_conv_layers_at_the_base_side():
 
 def test_files_written_before_blocks_existed_load_and_resume_without_them(tmp_path: Path):
     """Files written before the 'blocks' key existed have no block; they load, and a
-    checkpoint resumes with blocks: 0 (the layers it was trained with)."""
+    checkpoint resumes with no block."""
     from safetensors import safe_open
 
     ckpt, generator_file = str(tmp_path / "ckpt.safetensors"), str(tmp_path / "g.safetensors")
@@ -134,10 +134,10 @@ def test_files_written_before_blocks_existed_load_and_resume_without_them(tmp_pa
     loaded = gan.load(ctx(), generator_file)
     assert loaded.config["blocks"] == 0
     assert torch.equal(gan.sample(generator, 3, 1, None), gan.sample(loaded, 3, 1, None))
-    resumed, history = train(resume=ckpt, blocks=0, steps=4)
+    resumed, history = train(resume=ckpt, steps=4)
     assert history["step"] == [4.0] and resumed.config["blocks"] == 0
     with pytest.raises(NodeError, match=r"blocks: 0 there, 1 here"):
-        train(resume=ckpt, steps=4)
+        train(resume=ckpt, blocks=1, steps=4)
 
 
 def _optimiser_groups(path: str) -> dict[str, dict[str, object]]:
@@ -244,6 +244,23 @@ def test_resume_continues_the_step_count_exactly(tmp_path: Path):
     assert h_resumed["d_loss"] == h_whole["d_loss"][3:]
     assert torch.equal(gan.sample(whole, 4, 0, None), gan.sample(resumed, 4, 0, None))
     assert gan.load(ctx(), ckpt).config["step"] == 3
+
+
+def test_resume_takes_unset_layer_settings_from_the_checkpoint(tmp_path: Path):
+    """width, blocks and spectral_norm left unset come from the checkpoint: the path is enough."""
+    ckpt = str(tmp_path / "ckpt.safetensors")
+    layers = {"width": 6, "blocks": 2, "spectral_norm": False}
+    whole, h_whole = train(steps=5, **layers)
+    train(steps=3, checkpoint=ckpt, checkpoint_every=3, **layers)
+    resumed, h_resumed = train(steps=5, resume=ckpt, width=None)
+    assert resumed.config["width"] == 6 and resumed.config["blocks"] == 2
+    assert h_resumed["d_loss"] == h_whole["d_loss"][3:]
+    assert torch.equal(gan.sample(whole, 4, 0, None), gan.sample(resumed, 4, 0, None))
+    mlp = str(tmp_path / "mlp.safetensors")
+    train(arch="mlp", steps=3, width=10, checkpoint=mlp, checkpoint_every=3)
+    assert train(arch="mlp", steps=4, width=None, resume=mlp)[0].config["hidden"] == [10, 10]
+    with pytest.raises(NodeError, match=r"arch: 'mlp' there, 'dcgan' here"):
+        train(steps=4, resume=mlp)
 
 
 def test_resume_refuses_a_checkpoint_trained_differently(tmp_path: Path):
