@@ -249,7 +249,7 @@ def node_defaults() -> dict[str, Any]:
     blocks = spec.params["blocks"].default
     out["blocks"] = gan.DCGAN_BLOCKS if blocks is None else blocks
     spectral = spec.params["spectral_norm"].default
-    out["spectral_norm"] = spec.params["loss"].default != "wgan-gp" if spectral is None else spectral  # the node's rule
+    out["spectral_norm"] = gan.default_spectral_norm(spec.params["loss"].default) if spectral is None else spectral
     # what plain_dcgan and plain_train write out by hand
     written_out = {"loss": "bce", "arch": "dcgan", "blocks": 1, "spectral_norm": True}
     if {k: out.get(k, spec.params[k].default) for k in written_out} != written_out:

@@ -76,7 +76,7 @@ def test_the_default_is_the_dcgan_that_works():
     assert spec.params["d_lr"].default is None  # 2 × lr
     assert spec.params["betas"].default == [0.0, 0.9]
     # one 3×3 conv block at the generator's base side and a spectrally normalised
-    # discriminator: nine or ten confident classes on each of six seeds (docs/gan.md)
+    # discriminator: nine or ten confident classes on each of ten seeds (docs/gan.md)
     assert spec.params["spectral_norm"].default is None  # on, except for wgan-gp (below)
     assert spec.params["blocks"].default is None and gan.DCGAN_BLOCKS == 1
     generator = gan.Generator(gan.generator_config("dcgan", 100, 1, 28))
