@@ -197,12 +197,15 @@ def load_graph(
     validate: bool = True,
     base_dir: str | os.PathLike[str] | None = None,
     text: str | None = None,
+    confine_inputs: bool = False,
 ) -> Graph:
     """Load a graph from a YAML file path, a packaged example name, or a dict.
 
     With ``validate`` (the default) the graph is checked completely and a
     :class:`GraphError` lists every problem; pass ``validate=False`` when
-    overrides given later will complete it.
+    overrides given later will complete it. ``confine_inputs`` is for graphs
+    from someone else (a PNG's embedded graph, a client of a server): the files
+    it reads must lie inside ``base_dir``, and a path that leads out is a problem.
     """
     registry = registry or default_registry()
     if isinstance(source, Mapping):
@@ -249,6 +252,7 @@ def load_graph(
         if data is None and problems:
             raise GraphError(problems)
     spec, shape = parse_spec(data, file, base)
+    spec.confine_inputs = confine_inputs
     graph = Graph(spec, [*problems, *shape], registry, text)
     if validate:
         graph.validate()

@@ -9,13 +9,15 @@ keying a 10,000-node chain costs the same per node as keying a 10-node one.
 * :class:`DiskCache` keeps values that can be stored safely — tensors as
   safetensors, plain data as JSON, never pickle — across processes. An entry is
   written into a temporary folder and renamed into place, so an interrupted run
-  leaves either a whole entry or none.
+  leaves either a whole entry or none; each entry carries a checksum, checked
+  when it is read, so a damaged entry is deleted and recomputed, never used.
 * The *ledger* remembers, per graph and node, what the last key was made of, so
   a run can say *why* a node ran ("param 'steps' changed: 300 -> 50").
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,22 +27,27 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from .canonical import canonical_json
+from .files import remove_stale_temps, temp_tag
 from .types import JSON, TENSOR, PortType
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+
+
+class CacheDamaged(Exception):
+    """A disk cache entry failed its checks; it has been deleted. The message says why."""
 
 
 def make_key(parts: Any) -> str:
-    """A 32-hex-digit key from JSON-able parts (stable across processes)."""
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+    """A 32-hex-digit key from any parts (stable across processes)."""
+    return hashlib.blake2b(canonical_json(parts).encode(), digest_size=16).hexdigest()
 
 
 def file_fingerprint(path: str) -> list[Any]:
     """Path, size and modification time: cheap, and changes when the file is edited."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):
         return [path, None, None]
     return [path, st.st_size, st.st_mtime_ns]
 
@@ -88,17 +95,38 @@ def storable(values: dict[str, Any], types: dict[str, PortType]) -> bool:
     return True
 
 
+def _checksum(tensor_bytes: bytes, outputs: Any) -> str:
+    """What an entry's meta.json promises: its tensor file's bytes and its outputs' description."""
+    h = hashlib.blake2b(tensor_bytes, digest_size=16)
+    h.update(canonical_json(outputs).encode())
+    return h.hexdigest()
+
+
 class DiskCache:
-    """Values on disk under ``root/objects/KEY[:2]/KEY/``; see the module docstring."""
+    """Values on disk under ``root/objects/KEY[:2]/KEY/``; see the module docstring.
+
+    Each entry's ``meta.json`` holds a checksum of the entry. Reading verifies it:
+    a truncated, edited or bit-flipped entry raises :class:`CacheDamaged` and is
+    deleted, so the node is recomputed instead of failing every later run.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._swept = False
 
     def _dir(self, key: str) -> Path:
         return self.root / "objects" / key[:2] / key
 
-    def has(self, key: str) -> bool:
-        return (self._dir(key) / "meta.json").is_file()
+    def _sweep(self) -> None:
+        """Remove what killed processes left half-written (once per process, before the first write)."""
+        if self._swept:
+            return
+        self._swept = True
+        remove_stale_temps(self.root / "runs")
+        with contextlib.suppress(OSError):
+            for shard in os.scandir(self.root / "objects"):
+                if shard.is_dir(follow_symlinks=False):
+                    remove_stale_temps(Path(shard.path))
 
     def put(self, key: str, node_type: str, values: dict[str, Any], types: dict[str, PortType]) -> bool:
         """Store ``values``; False (and nothing written) when they cannot be stored safely."""
@@ -107,28 +135,34 @@ class DiskCache:
         final = self._dir(key)
         if final.exists():
             return True
+        self._sweep()
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}{temp_tag()}", dir=final.parent))
         try:
-            meta: dict[str, Any] = {"format": CACHE_FORMAT, "node_type": node_type, "outputs": {}}
+            outputs: dict[str, Any] = {}
             tensors: dict[str, Any] = {}
             for name, value in values.items():
                 if types[name].codec == JSON:
-                    meta["outputs"][name] = {"codec": JSON, "value": value}
+                    outputs[name] = {"codec": JSON, "value": value}
                 elif isinstance(value, (list, tuple)):
                     keys = [f"{name}.{i}" for i in range(len(value))]
                     tensors.update(dict(zip(keys, value, strict=True)))
-                    meta["outputs"][name] = {"codec": TENSOR, "list": keys}
+                    outputs[name] = {"codec": TENSOR, "list": keys}
                 else:
                     tensors[name] = value
-                    meta["outputs"][name] = {"codec": TENSOR}
+                    outputs[name] = {"codec": TENSOR}
+            blob = b""
             if tensors:
-                from safetensors.torch import save_file
+                from safetensors.torch import save
 
-                save_file(
-                    {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()},
-                    str(tmp / "tensors.safetensors"),
-                )
+                blob = save({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()})
+                (tmp / "tensors.safetensors").write_bytes(blob)
+            meta = {
+                "format": CACHE_FORMAT,
+                "node_type": node_type,
+                "outputs": outputs,
+                "checksum": _checksum(blob, outputs),
+            }
             (tmp / "meta.json").write_text(json.dumps(meta))
             try:
                 os.rename(tmp, final)
@@ -140,24 +174,53 @@ class DiskCache:
             raise
 
     def get(self, key: str, device: str) -> dict[str, Any] | None:
-        """Load an entry onto ``device``; None when missing or unreadable."""
+        """Load an entry onto ``device``; None when there is none.
+
+        Raises :class:`CacheDamaged` (after deleting the entry) when it fails its checks.
+        """
         folder = self._dir(key)
         try:
-            meta = json.loads((folder / "meta.json").read_text())
-        except (OSError, ValueError):
+            text = (folder / "meta.json").read_bytes()
+        except FileNotFoundError:
+            if folder.exists():  # a folder without its meta: damaged
+                self.discard(key)
+                raise CacheDamaged("its meta.json is missing") from None
             return None
-        if meta.get("format") != CACHE_FORMAT:
-            return None
-        tensors: dict[str, Any] = {}
-        if (folder / "tensors.safetensors").exists():
-            from safetensors.torch import load_file
+        except OSError as exc:
+            self.discard(key)
+            raise CacheDamaged(f"its meta.json cannot be read ({exc.strerror})") from None
+        try:
+            return self._decode(folder, text, device)
+        except CacheDamaged:
+            self.discard(key)
+            raise
+        except Exception as exc:  # anything the checks above missed is damage too, never a crash
+            self.discard(key)
+            raise CacheDamaged(f"it cannot be decoded ({type(exc).__name__}: {exc})") from None
 
-            try:
-                tensors = load_file(str(folder / "tensors.safetensors"), device=device)
-            except Exception:
-                return None
+    def _decode(self, folder: Path, text: bytes, device: str) -> dict[str, Any]:
+        try:
+            meta = json.loads(text)
+        except ValueError:
+            raise CacheDamaged("its meta.json is not valid JSON (truncated?)") from None
+        if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
+            raise CacheDamaged("its meta.json is from another artgraph version or edited")
+        outputs, checksum = meta.get("outputs"), meta.get("checksum")
+        if not isinstance(outputs, dict) or not isinstance(checksum, str):
+            raise CacheDamaged("its meta.json lacks outputs or checksum")
+        try:
+            blob = (folder / "tensors.safetensors").read_bytes()
+        except FileNotFoundError:
+            blob = b""
+        if _checksum(blob, outputs) != checksum:
+            raise CacheDamaged("checksum mismatch: the entry was truncated or changed on disk")
+        tensors: dict[str, Any] = {}
+        if blob:
+            from safetensors.torch import load
+
+            tensors = {k: v.to(device) for k, v in load(blob).items()}
         out: dict[str, Any] = {}
-        for name, entry in meta["outputs"].items():
+        for name, entry in outputs.items():
             if entry["codec"] == JSON:
                 out[name] = entry["value"]
             elif "list" in entry:
@@ -166,6 +229,10 @@ class DiskCache:
                 out[name] = tensors[name]
         return out
 
+    def discard(self, key: str) -> None:
+        """Delete an entry (a damaged one, so that the next run stores a good one)."""
+        shutil.rmtree(self._dir(key), ignore_errors=True)
+
     def clear(self) -> None:
         shutil.rmtree(self.root / "objects", ignore_errors=True)
         shutil.rmtree(self.root / "runs", ignore_errors=True)
@@ -173,18 +240,28 @@ class DiskCache:
     # -- ledger --------------------------------------------------------------
 
     def load_ledger(self, graph_id: str) -> dict[str, Any]:
+        """What each node's last key was made of; empty when missing or damaged."""
         try:
-            return json.loads(self._ledger_path(graph_id).read_text())
+            ledger = json.loads(self._ledger_path(graph_id).read_text())
         except (OSError, ValueError):
             return {}
+        if not isinstance(ledger, dict):
+            return {}
+        return {k: v for k, v in ledger.items() if isinstance(v, dict)}
 
     def save_ledger(self, graph_id: str, ledger: dict[str, Any]) -> None:
         path = self._ledger_path(graph_id)
+        self._sweep()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".ledger.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(ledger, fh)
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=f".ledger{temp_tag()}", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(canonical_json(ledger))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _ledger_path(self, graph_id: str) -> Path:
         return self.root / "runs" / f"{make_key(graph_id)}.json"
@@ -207,10 +284,9 @@ class Cache:
         if self.disk is not None and graph_id in self._ledgers:
             self.disk.save_ledger(graph_id, self._ledgers[graph_id])
 
-    def has(self, key: str) -> bool:
-        return key in self.memory or (self.disk is not None and self.disk.has(key))
-
     def get(self, key: str, device: str) -> dict[str, Any] | None:
+        """The values of ``key`` from memory, else from disk; :class:`CacheDamaged` when
+        the disk entry was damaged (it is gone then, so the caller recomputes)."""
         found = self.memory.get(key)
         if found is None and self.disk is not None:
             found = self.disk.get(key, device)
@@ -219,6 +295,7 @@ class Cache:
         return found
 
     def put(self, key: str, node_type: str, values: dict[str, Any], types: dict[str, PortType]) -> None:
+        """Keep ``values``; an error writing the disk copy propagates (the memory copy stays)."""
         self.memory.put(key, values)
         if self.disk is not None:
             self.disk.put(key, node_type, values, types)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import time
 import traceback
 import uuid
@@ -17,9 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .cache import Cache, file_fingerprint
+from .cache import Cache, CacheDamaged, file_fingerprint
+from .canonical import to_plain
 from .context import Context
 from .errors import NodeError
+from .files import confine_writes
+from .node import Param
+from .paths import PathProblem, resolve_input, resolve_output
 from .plan import Plan, PlannedNode, Wire
 from .progress import ProgressFactory
 from .types import PortType, TypeCheckError, adapt
@@ -50,6 +56,9 @@ class RunResult:
     nodes: dict[str, NodeReport]
     outputs: dict[str, Any]
     output_types: dict[str, PortType] = field(default_factory=dict)
+    #: What went wrong around the nodes without failing them (a damaged cache entry
+    #: that was recomputed, a disk cache that could not be written).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +76,7 @@ class RunResult:
             "ok": self.ok,
             "nodes": {i: r.to_dict() for i, r in self.nodes.items()},
             "outputs": {k: describe_value(v, self.output_types.get(k)) for k, v in self.outputs.items()},
+            "warnings": list(self.warnings),
         }
 
 
@@ -140,12 +150,17 @@ def execute(
         i: NodeReport(SKIPPED, reason="does not lead to an output") for i in nodes if i not in relevant
     }
     values: dict[str, dict[str, Any]] = {}
-    to_run = _decide(plan, wanted, relevant, keys, cache, reports, values)
+    damaged: dict[str, str] = {}
+    to_run = _decide(plan, wanted, relevant, keys, cache, device, reports, values, damaged)
+    warnings = [
+        f"node '{i}': its cached result was damaged ({why}); deleted and recomputed" for i, why in damaged.items()
+    ]
 
     consumers: dict[str, int] = {}
     for node_id in to_run:
         for wire in nodes[node_id].sources():
             consumers[wire.src] = consumers.get(wire.src, 0) + 1
+    readers = _readers(plan)
 
     failed: set[str] = set()
     total = len(to_run)
@@ -162,11 +177,11 @@ def execute(
             listener.node_finished(node_id, reports[node_id])
             _release(node, consumers, values, wanted)
             continue
-        reason = _why(node, keys[node_id], parts[node_id], ledger.get(node_id), cache)
+        reason = _why(node, keys[node_id], parts[node_id], ledger.get(node_id), cache, damaged.get(node_id))
         listener.node_started(node_id, node.spec.type_name, index, total)
         start = time.perf_counter()
         try:
-            kwargs = _gather(node, values, cache, keys, device)
+            kwargs = _gather(plan, node, values)
             ctx = Context(
                 node_id,
                 node.spec.type_name,
@@ -177,7 +192,9 @@ def execute(
             )
             if node.spec.wants_ctx:
                 kwargs["ctx"] = ctx
-            result = node.spec.normalise_outputs(node.spec.callable()(**kwargs))
+            protected = [p for p, who in readers.items() if who != {node_id}]
+            with confine_writes(plan.out_dir, protected):
+                result = node.spec.normalise_outputs(node.spec.callable()(**kwargs))
             _check_outputs(node, result, device)
         except Exception as exc:
             failed.add(node_id)
@@ -193,16 +210,22 @@ def execute(
             continue
         values[node_id] = result
         if cache is not None and node.spec.cacheable:
-            cache.put(keys[node_id], node.spec.type_name, result, {n: o.type for n, o in node.spec.outputs.items()})
+            try:
+                cache.put(keys[node_id], node.spec.type_name, result, {n: o.type for n, o in node.spec.outputs.items()})
+            except Exception as exc:  # a full or unwritable disk costs the cache, never the result
+                warnings.append(f"node '{node_id}': not stored in the disk cache: {type(exc).__name__}: {exc}")
             ledger[node_id] = parts[node_id]
         reports[node_id] = NodeReport(EXECUTED, time.perf_counter() - start, reason)
         listener.node_finished(node_id, reports[node_id])
         _release(node, consumers, values, wanted)
 
     if cache is not None:
-        cache.save_ledger(graph_id)
-    outputs, output_types = _collect(plan, wanted, values, cache, keys, device, failed)
-    return RunResult({i: reports[i] for i in nodes}, outputs, output_types)
+        try:
+            cache.save_ledger(graph_id)
+        except Exception as exc:
+            warnings.append(f"the run's ledger was not saved: {type(exc).__name__}: {exc}")
+    outputs, output_types = _collect(plan, wanted, values, failed)
+    return RunResult({i: reports[i] for i in nodes}, outputs, output_types, warnings)
 
 
 # -- planning helpers ------------------------------------------------------
@@ -258,7 +281,7 @@ def _key(node: PlannedNode, keys: dict[str, str]) -> tuple[str, dict[str, Any]]:
     parts: dict[str, Any] = {
         "type": node.spec.type_name,
         "version": node.spec.version,
-        "params": node.params,
+        "params": to_plain(node.key_params()),
         "inputs": inputs,
     }
     h = hashlib.blake2b(node.identity().encode(), digest_size=16)
@@ -280,11 +303,16 @@ def _decide(
     relevant: set[str],
     keys: dict[str, str],
     cache: Cache | None,
+    device: str,
     reports: dict[str, NodeReport],
     values: dict[str, dict[str, Any]],
+    damaged: dict[str, str],
 ) -> set[str]:
     """Walk back from the targets: a needed node is served from cache when it can be,
-    and only nodes whose results are missing pull in their own inputs."""
+    and only nodes whose results are missing pull in their own inputs.
+
+    A needed result is loaded (and pinned) here, not later: a disk entry that fails
+    its checks is then simply a miss, and the node joins the nodes to run."""
     needed = set(wanted)
     to_run: set[str] = set()
     for node_id in reversed(list(plan.nodes)):
@@ -295,44 +323,68 @@ def _decide(
             reports[node_id] = NodeReport(CACHED, reason="not needed: its consumers were cached")
             continue
         if cache is not None and node.spec.cacheable:
-            held = cache.memory.get(keys[node_id])
+            in_memory = keys[node_id] in cache.memory
+            try:
+                held = cache.get(keys[node_id], device)
+            except CacheDamaged as exc:
+                damaged[node_id], held = str(exc), None
             if held is not None:
                 # Pin it now: results stored later in this run could push it out of the LRU.
                 values[node_id] = held
-                reports[node_id] = NodeReport(CACHED, reason="same key as a cached result")
-                continue
-            if cache.disk is not None and cache.disk.has(keys[node_id]):
-                reports[node_id] = NodeReport(CACHED, reason="same key as a cached result (disk)")
+                where = "" if in_memory else " (disk)"
+                reports[node_id] = NodeReport(CACHED, reason=f"same key as a cached result{where}")
                 continue
         to_run.add(node_id)
         needed.update(w.src for w in node.sources())
     return to_run
 
 
+def _readers(plan: Plan) -> dict[str, set[str]]:
+    """Real path of each file the graph reads -> the nodes that read it (none may write it)."""
+    readers: dict[str, set[str]] = {}
+    for node in plan.nodes.values():
+        for path in node.reads:
+            readers.setdefault(os.path.realpath(path), set()).add(node.id)
+    return readers
+
+
 def _why(
-    node: PlannedNode, key: str, parts: dict[str, Any], previous: dict[str, Any] | None, cache: Cache | None
+    node: PlannedNode,
+    key: str,
+    parts: dict[str, Any],
+    previous: Any,
+    cache: Cache | None,
+    damage: str | None = None,
 ) -> str:
+    """Why a node runs, from what its last key was made of (the ledger may be damaged: any
+    shape is tolerated, at worst the reason is less precise)."""
     if cache is None:
         return "caching disabled"
     if node.spec.output_node:
         return "output node: always runs"
     if not node.spec.deterministic:
         return "not deterministic: never cached"
-    if previous is None:
+    if damage is not None:
+        return f"its cached result was damaged ({damage}); deleted and recomputed"
+    if not isinstance(previous, dict):
         return "no cached result"
     if previous.get("version") != parts["version"]:
         return f"node version changed ({previous.get('version')} -> {parts['version']})"
-    old, new = previous.get("params", {}), parts["params"]
+    old, new = _mapping(previous.get("params")), parts["params"]
     for name in sorted(set(old) | set(new)):
         if old.get(name) != new.get(name):
             return f"param '{name}' changed: {_short(old.get(name))} -> {_short(new.get(name))}"
     if previous.get("reads") != parts.get("reads"):
         return "an input file changed"
-    old_in, new_in = previous.get("inputs", {}), parts["inputs"]
+    old_in, new_in = _mapping(previous.get("inputs")), parts["inputs"]
     for name in sorted(set(old_in) | set(new_in)):
         if old_in.get(name) != new_in.get(name):
             return f"input '{name}' changed upstream"
     return "result no longer in the cache"
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _short(value: Any) -> str:
@@ -351,37 +403,43 @@ def _seed(kwargs: dict[str, Any], key: str) -> int:
 # -- running helpers -------------------------------------------------------
 
 
-def _value_of(
-    wire: Wire, values: dict[str, dict[str, Any]], cache: Cache | None, keys: dict[str, str], device: str
-) -> Any:
+def _value_of(wire: Wire, values: dict[str, dict[str, Any]]) -> Any:
     found = values.get(wire.src)
-    if found is None:
-        assert cache is not None, "a node was skipped without a cache"
-        found = cache.get(keys[wire.src], device)
-        if found is None:
-            raise NodeError(f"the cached result of '{wire.src}' vanished from the cache; run again")
-        values[wire.src] = found
+    if found is None:  # _decide pins every cached result a node to run consumes
+        raise NodeError(f"the result of '{wire.src}' is missing (an artgraph bug: please report it)")
     return found[wire.output]
 
 
-def _gather(
-    node: PlannedNode, values: dict[str, dict[str, Any]], cache: Cache | None, keys: dict[str, str], device: str
-) -> dict[str, Any]:
+def _gather(plan: Plan, node: PlannedNode, values: dict[str, dict[str, Any]]) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(node.params)
-    for name, wire in node.wires.items():
-        if isinstance(wire, list):
-            kwargs[name] = [adapt(_value_of(w, values, cache, keys, device), w.src_type, w.dst_type) for w in wire]
+    for name, wires in node.wires.items():
+        if isinstance(wires, list):
+            kwargs[name] = [adapt(_value_of(w, values), w.src_type, w.dst_type) for w in wires]
         else:
-            kwargs[name] = adapt(_value_of(wire, values, cache, keys, device), wire.src_type, wire.dst_type)
+            kwargs[name] = adapt(_value_of(wires, values), wires.src_type, wires.dst_type)
         param = node.spec.params.get(name)
         if param is not None:
-            try:
-                param.check_bounds(kwargs[name])
-            except TypeCheckError as exc:
-                raise NodeError(f"wired param '{name}': {exc}") from None
+            kwargs[name] = _checked_wired_param(plan, name, param, kwargs[name])
     for name in node.spec.inputs:
         kwargs.setdefault(name, None)
     return kwargs
+
+
+def _checked_wired_param(plan: Plan, name: str, param: Param, value: Any) -> Any:
+    """A param wired from another node obeys what a written one does: bounds, and files
+    under the graph's folder (inputs) or the output folder (outputs)."""
+    try:
+        param.check_bounds(value)
+        if param.file is not None and value is not None and value not in param.keywords:
+            if not isinstance(value, str):
+                raise TypeCheckError(f"expected a file path, got {type(value).__name__}")
+            if param.file == "input":
+                return resolve_input(value, plan.graph.base_dir, confine=plan.graph.confine_inputs)
+            return resolve_output(value, plan.out_dir)
+    except (TypeCheckError, PathProblem) as exc:
+        hint = f" — {exc.hint}" if isinstance(exc, PathProblem) and exc.hint else ""
+        raise NodeError(f"wired param '{name}': {exc}{hint}") from None
+    return value
 
 
 def _check_outputs(node: PlannedNode, result: dict[str, Any], device: str) -> None:
@@ -421,20 +479,13 @@ def _collect(
     plan: Plan,
     wanted: dict[str, list[str] | None],
     values: dict[str, dict[str, Any]],
-    cache: Cache | None,
-    keys: dict[str, str],
-    device: str,
     failed: set[str],
 ) -> tuple[dict[str, Any], dict[str, PortType]]:
     outputs: dict[str, Any] = {}
     types: dict[str, PortType] = {}
     for node_id, names in wanted.items():
-        if node_id in failed:
-            continue
         found = values.get(node_id)
-        if found is None and cache is not None:
-            found = cache.get(keys[node_id], device)
-        if found is None:
+        if node_id in failed or found is None:
             continue
         spec = plan.nodes[node_id].spec
         for name in names or list(spec.outputs):
@@ -447,4 +498,34 @@ def _error_text(node: PlannedNode, exc: Exception) -> str:
     label = f"{node.spec.type_name}"
     if isinstance(exc, NodeError):
         return f"{label}: {exc}"
-    return f"{label}: {type(exc).__name__}: {exc}"
+    if _out_of_memory(exc):
+        asked = _ALLOCATION.search(str(exc))
+        size = f" (it asked for {_bytes(asked.group(1), asked.group(2))})" if asked else ""
+        return (
+            f"{label}: out of memory{size}; lower the sizes, counts or batch of this node "
+            "or of the nodes feeding it, or run it on a device with more memory"
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{label}: {type(exc).__name__}: {first}"
+
+
+#: PyTorch's allocators say how much they wanted: "allocate 123 bytes" (CPU), "allocate 2.00 GiB" (CUDA).
+_ALLOCATION = re.compile(r"allocate ([0-9.]+) ?(bytes|[KMGT]iB)", re.IGNORECASE)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def _bytes(amount: str, unit: str) -> str:
+    if unit.lower() != "bytes":
+        return f"{amount} {unit}"
+    size = float(amount)
+    for name in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or name == "TiB":
+            return f"{size:.0f} {name}" if name == "bytes" else f"{size:.1f} {name}"
+        size /= 1024
+    return f"{amount} bytes"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .canonical import canonical_json
 from .node import NodeSpec
 from .spec import GraphSpec
 from .types import PortType
@@ -31,6 +31,8 @@ class PlannedNode:
     wires: dict[str, Wire | list[Wire]]
     #: absolute paths of files the node reads (fingerprinted into its cache key).
     reads: list[str] = field(default_factory=list)
+    #: output-file params -> their path relative to the output folder (what keys the cache).
+    out_files: dict[str, str] = field(default_factory=dict)
     line: int | None = None
     _sources: list[Wire] | None = field(default=None, repr=False)
     _identity: str | None = field(default=None, repr=False)
@@ -47,11 +49,18 @@ class PlannedNode:
             self._sources = out
         return self._sources
 
+    def key_params(self) -> dict[str, Any]:
+        """The params as they key the cache: output files relative to the output folder,
+        so the same graph run with another ``--out`` finds its cached results."""
+        if not self.out_files:
+            return self.params
+        return {**self.params, **self.out_files}
+
     def identity(self) -> str:
         """The fixed part of the cache key: type, version and params, as canonical JSON."""
         if self._identity is None:
-            blob = [self.spec.type_name, self.spec.version, self.params]
-            self._identity = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
+            blob = [self.spec.type_name, self.spec.version, self.key_params()]
+            self._identity = canonical_json(blob)
         return self._identity
 
 

@@ -67,6 +67,8 @@ class GraphSpec:
     nodes: dict[str, NodeDecl]
     data: dict[str, Any]
     description: str = ""
+    #: Input files must stay inside ``base_dir`` (a graph from someone else: see paths.resolve_input).
+    confine_inputs: bool = False
 
 
 def parse_spec(data: Any, file: str, base_dir: Path) -> tuple[GraphSpec, list[Problem]]:

@@ -15,6 +15,7 @@ import networkx as nx
 
 from .errors import GraphError, Problem, did_you_mean
 from .node import NodeSpec, Param
+from .paths import PathProblem, relative_output, resolve_input, resolve_output
 from .plan import Plan, PlannedNode, Wire
 from .plugins import Registry
 from .spec import SET_ORIGIN, GraphSpec, NodeDecl, Ref
@@ -32,6 +33,7 @@ def build_plan(spec: GraphSpec, registry: Registry, out_dir: str | os.PathLike[s
             planned[decl.id] = node
     for node in planned.values():
         checker.check_wires(node, spec.nodes[node.id], planned)
+    checker.check_files(planned)
     order = checker.order(planned)
     if problems:
         raise GraphError(sorted(problems, key=lambda p: (p.file != spec.file, p.line or 0)))
@@ -124,46 +126,62 @@ class _Checker:
                         f"add 'params: {{{name}: ...}}'",
                     )
                     continue
-                node.params[name] = param.default
-                continue
-            try:
-                value = param.check(decl.params[name])
-            except TypeCheckError as exc:
-                self.add_param(decl, name, f"param '{name}': {exc}", _fix_hint(param))
-                continue
+                value = param.default
+            else:
+                try:
+                    value = param.check(decl.params[name])
+                except TypeCheckError as exc:
+                    self.add_param(decl, name, f"param '{name}': {exc}", _fix_hint(param))
+                    continue
             if param.file is not None and value is not None and value not in param.keywords:
-                value = self._check_file(decl, name, param, str(value))
+                # Defaults too: a default checkpoint path lands under --out like a written one.
+                value = self._check_file(decl, node, name, param, str(value))
                 if value is None:
                     continue
-                if param.file == "input":
-                    node.reads.append(value)
             node.params[name] = value
 
-    def _check_file(self, decl: NodeDecl, name: str, param: Param, value: str) -> str | None:
-        if param.file == "input":
-            path = Path(os.path.expanduser(value))
-            if not path.is_absolute():
-                path = self.spec.base_dir / path
-            if not path.exists():
-                self.add_param(
-                    decl,
-                    name,
-                    f"param '{name}': file not found: {path}",
-                    f"relative paths resolve against {self.spec.base_dir}",
-                )
-                return None
-            return str(path.resolve())
-        rel = Path(value)
-        norm = os.path.normpath(value)
-        if rel.is_absolute() or norm == ".." or norm.startswith(".." + os.sep):
-            self.add_param(
-                decl,
-                name,
-                f"param '{name}': output path '{value}' escapes the output folder",
-                "use a relative path like 'results/out.png'; choose the folder with --out",
-            )
+    def _check_file(self, decl: NodeDecl, node: PlannedNode, name: str, param: Param, value: str) -> str | None:
+        try:
+            if param.file == "input":
+                path = resolve_input(value, self.spec.base_dir, confine=self.spec.confine_inputs)
+                node.reads.append(path)
+                return path
+            path = resolve_output(value, self.out_dir)
+            node.out_files[name] = relative_output(value)
+            return path
+        except PathProblem as exc:
+            self.add_param(decl, name, f"param '{name}': {exc.message}", exc.hint)
             return None
-        return str((self.out_dir / norm).resolve())
+
+    def check_files(self, planned: dict[str, PlannedNode]) -> None:
+        """No node writes a file another node reads, and no two nodes write the same file."""
+        readers: dict[str, str] = {}
+        for node in planned.values():
+            for path in node.reads:
+                readers.setdefault(os.path.realpath(path), node.id)
+        writers: dict[str, str] = {}
+        for node in planned.values():
+            decl = self.spec.nodes[node.id]
+            for name in node.out_files:
+                real = os.path.realpath(node.params[name])
+                reader = readers.get(real)
+                if reader is not None and reader != node.id:
+                    self.add_param(
+                        decl,
+                        name,
+                        f"param '{name}': {node.params[name]} is read by node '{reader}'; "
+                        "a run never overwrites its own inputs",
+                        "write the result under another name, or choose another --out",
+                    )
+                elif real in writers:
+                    self.add_param(
+                        decl,
+                        name,
+                        f"param '{name}': node '{writers[real]}' writes the same file {node.params[name]}",
+                        "give each node its own file name",
+                    )
+                else:
+                    writers[real] = node.id
 
     # -- wires ------------------------------------------------------------
 

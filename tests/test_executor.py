@@ -282,7 +282,7 @@ def test_interrupted_disk_write_leaves_no_entry(registry, tmp_path, monkeypatch)
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safetensors.torch, "save_file", interrupted)
+    monkeypatch.setattr(safetensors.torch, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         graph.run(device="cpu", cache=Cache(disk=tmp_path))
     leftovers = [p for p in Path(tmp_path).rglob("*") if p.is_file()]
