@@ -166,10 +166,16 @@ def load_checkpoint(path: str, search: str, genome: Genome, size: tuple[int, int
             history={k: list(v) for k, v in meta["history"].items()},
             extra=dict(meta.get("extra", {})),
         )
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise NodeError(f"{path} is an incomplete search checkpoint: {exc}") from None
-    if state.population.shape[-1] != genome.dims:
-        raise NodeError(f"{path} holds genomes of {state.population.shape[-1]} genes, this genome has {genome.dims}")
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise NodeError(f"{path} is an incomplete search checkpoint: {type(exc).__name__}: {exc}") from None
+    population, scores, best = state.population, state.scores, state.best
+    if population.ndim != 2 or population.shape[-1] != genome.dims:
+        raise NodeError(f"{path} holds genomes of shape {list(population.shape)}, this genome has {genome.dims} genes")
+    if list(scores.shape) != [population.shape[0]] or list(best.shape) != [genome.dims]:
+        raise NodeError(
+            f"{path} is inconsistent: {population.shape[0]} genomes, {list(scores.shape)} scores, "
+            f"a best genome of shape {list(best.shape)}; start afresh without 'resume'"
+        )
     return state
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -286,6 +287,25 @@ def test_checkpoints_of_another_search_or_genome_are_refused(tmp_path):
     write_safetensors(foreign, {"x": torch.zeros(1)}, {"format": "something else"})
     with pytest.raises(NodeError, match="not an artgraph search checkpoint"):
         _ga(resume=str(foreign))
+
+
+def test_a_tampered_checkpoint_is_refused_in_one_line(tmp_path):
+    from safetensors import safe_open
+
+    checkpoint = str(tmp_path / "ga.safetensors")
+    _ga(generations=2, checkpoint=checkpoint, checkpoint_every=1)
+    with safe_open(checkpoint, "pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
+    tampered = tmp_path / "tampered.safetensors"
+    for change, message in (
+        ({"meta": {"history": [1, 2]}}, "incomplete search checkpoint"),
+        ({"tensors": {"scores": torch.zeros(3, dtype=torch.float64)}}, "inconsistent"),
+        ({"tensors": {"population": torch.zeros(12)}}, "genomes of shape"),
+    ):
+        write_safetensors(tampered, {**tensors, **change.get("tensors", {})}, {**meta, **change.get("meta", {})})
+        with pytest.raises(NodeError, match=message):
+            _ga(generations=3, resume=str(tampered))
 
 
 # -- simulated annealing -------------------------------------------------------------------
