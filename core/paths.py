@@ -120,4 +120,12 @@ def resolve_output(value: str, out_dir: str | os.PathLike[str]) -> str:
         )
     if os.path.isdir(real):
         raise PathProblem(f"output path '{value}' is a folder ({real})", "name a file inside it")
+    folder = os.path.dirname(real)
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise PathProblem(
+            f"cannot write '{value}': {folder} is a file, not a folder",
+            "choose another --out, or another name for the file",
+        )
     return str(path)

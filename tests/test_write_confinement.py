@@ -225,3 +225,12 @@ def test_a_path_resolving_to_a_folder_is_refused(reg, tiny_png, tmp_path):
         graph.plan(out_dir=out)
     assert "is a folder" in _problems(exc)
     assert Path(out / "taken.png").is_dir()
+
+
+def test_an_output_under_a_file_is_a_problem(reg, tiny_png, tmp_path):
+    (tmp_path / "out").write_text("a file where the output folder should be")
+    for out, path in ((tmp_path / "out", "x.png"), (tmp_path, "tiny.png/x.png")):
+        graph = load_graph(_save_graph(path), registry=reg, base_dir=tiny_png.parent, validate=False)
+        with pytest.raises(GraphError) as exc:
+            graph.plan(out_dir=out)
+        assert "is a file, not a folder" in _problems(exc)
