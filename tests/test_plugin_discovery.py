@@ -6,25 +6,41 @@ entry_points.txt with an ``[artgraph]`` group) next to its module, in a folder
 put on PYTHONPATH of a fresh ``artgraph`` process. importlib.metadata finds them
 exactly as it finds a pip-installed package, so these tests exercise the same
 path as a user's environment: entry points -> import -> pluggy hooks -> registry.
+(The fake sites come first on sys.path, so their entry points are found before
+the built-in one: the order in which a plugin could shadow a built-in name.)
 
 All fake distributions live side by side in one site folder, as they would in
 one environment, so the tests also show that a broken plugin breaks nothing
 else. The fake plugins do not import torch; the artgraph processes still do
 (the built-in node pack needs it), which is the slow part, so the few CLI
 processes start together, once, and the tests read their results.
+
+The last section builds registries in this process instead, from plugin objects
+made here (as tests/conftest.py does), to control the entry-point order and
+check that the built-in library's names win in every order.
 """
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image as PILImage
+
+import artgraph
+import artgraph.nodes
+import artgraph.plugins as plugins
+from artgraph import Image, Input, Param, PortType, Str, hookimpl, node
+from artgraph.nodes.features import Features
+from artgraph.plugins import BrokenPlugin, build_registry, is_builtin_plugin
 
 TIMEOUT = 120
 
@@ -145,6 +161,45 @@ def artgraph_register_nodes():
     return [make, use]
 """
 
+SHADOW = """
+from artgraph import Param, PortType, Str, hookimpl, node
+
+# Named like built-in ones: artgraph's own must keep working.
+Features = PortType("Features", "fake-shadow's features")
+
+@node("image.load", params={"path": Param(Str, "in.png")}, outputs={"who": Str})
+def load(path):
+    return "fake-shadow"
+
+@node("shadow.ok", outputs={"who": Str})
+def ok():
+    return "fake-shadow"
+
+@hookimpl
+def artgraph_register_types():
+    return [Features]
+
+@hookimpl
+def artgraph_register_nodes():
+    return [load, ok]
+"""
+
+SPOOF = """
+from artgraph import Str, hookimpl, node
+
+@node("image.save", outputs={"who": Str})
+def save():
+    return "fake-spoof"
+
+@node("spoof.only", outputs={"who": Str})
+def only():
+    return "fake-spoof"
+
+@hookimpl
+def artgraph_register_nodes():
+    return [save, only]
+"""
+
 #: distribution -> ({entry point name: module}, {module: source})
 FAKES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "fake-broken-import": ({"broken_import": "fake_broken_import"}, {"fake_broken_import": BROKEN_IMPORT}),
@@ -164,6 +219,10 @@ FAKES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     # Two packs that both call their entry point "nodes": the name is pluggy's plugin name.
     "fake-twin-one": ({"nodes": "fake_twin_one"}, {"fake_twin_one": SAME_NAME.format(which="one")}),
     "fake-twin-two": ({"nodes": "fake_twin_two"}, {"fake_twin_two": SAME_NAME.format(which="two")}),
+    # A node type and a port type named like built-in ones.
+    "fake-shadow": ({"shadow": "fake_shadow"}, {"fake_shadow": SHADOW}),
+    # An entry point named like the built-in one, from another distribution.
+    "fake-spoof": ({"builtin": "fake_spoof"}, {"fake_spoof": SPOOF}),
 }
 
 
@@ -429,6 +488,12 @@ def test_nodes_text_lists_broken_plugins_and_conflicts(procs: Processes) -> None
     assert "missing the flux capacitor" in broken
     assert "plugin 'broken_hook' (distribution fake-broken-hook)" in broken
     assert "plugin 'brush' (distribution fake-brush)" in broken
+    assert (
+        "plugin 'shadow' (distribution fake-shadow): node 'image.load' is a built-in type of artgraph; "
+        "rename it (e.g. 'shadow.load')"
+    ) in broken
+    conflicts = out.split("conflicts (these types are unusable", 1)[1].split("broken plugins (skipped):", 1)[0]
+    assert "dup.blur" in conflicts and "image.load" not in conflicts
     assert "dup.blur" in out and "fake-blur-a" in out and "fake-blur-b" in out
     assert "image.load (v1, artgraph)" in out
     assert "pal.make (v1, fake-palette)" in out
@@ -444,3 +509,235 @@ def test_two_distributions_with_the_same_entry_point_name_are_not_silently_lost(
         dist = f"fake-twin-{which}"
         registered = nodes.get(f"twin.{which}") == dist
         assert registered or broken_of(report, dist), f"{dist}'s nodes vanished without a report"
+
+
+# --- (f) the built-in library's names win -------------------------------------------
+
+
+def test_third_party_node_named_like_a_builtin_is_refused_and_the_builtin_kept(procs: Processes) -> None:
+    report = procs.json("nodes_json")
+    nodes = {n["type"]: n for n in report["nodes"]}
+    assert (nodes["image.load"]["plugin"], nodes["image.load"]["distribution"]) == ("builtin", "artgraph")
+    assert "image.load" not in report["conflicts"]
+    refused = [b for b in broken_of(report, "fake-shadow") if "image.load" in b["error"]]
+    assert refused == [
+        {
+            "plugin": "shadow",
+            "distribution": "fake-shadow",
+            "error": "node 'image.load' is a built-in type of artgraph; rename it (e.g. 'shadow.load')",
+        }
+    ]
+    assert nodes["shadow.ok"]["distribution"] == "fake-shadow"  # the plugin's other nodes still register
+    # (test_builtin_and_other_plugins_keep_working_next_to_broken_ones runs image.load for real.)
+
+
+def test_third_party_port_type_named_like_a_builtin_hook_type_is_refused(procs: Processes) -> None:
+    # 'Features' is registered by the built-in plugin's hook, not preset like 'Image':
+    # found first, fake-shadow's would have replaced it.
+    report = procs.json("nodes_json")
+    errors = [b["error"] for b in broken_of(report, "fake-shadow")]
+    assert "port type 'Features' is already registered by artgraph; rename it" in errors
+    assert not broken_of(report, "artgraph")
+    nodes = {n["type"]: n for n in report["nodes"]}
+    assert nodes["vgg.features"]["outputs"]["features"]["type"] == "Features"
+    assert nodes["loss.gram"]["distribution"] == "artgraph"
+
+
+def test_an_entry_point_named_builtin_does_not_displace_the_builtin_library(procs: Processes) -> None:
+    report = procs.json("nodes_json")
+    (spoof,) = broken_of(report, "fake-spoof")
+    assert spoof["plugin"] == "builtin"
+    assert "entry point name 'builtin' is also used by artgraph" in spoof["error"]
+    nodes = {n["type"]: n for n in report["nodes"]}
+    assert "spoof.only" not in nodes
+    assert (nodes["image.save"]["plugin"], nodes["image.save"]["distribution"]) == ("builtin", "artgraph")
+
+
+# --- the same rules in this process, in every order -----------------------------------
+#
+# Entry-point order is whatever importlib.metadata finds first, so these build
+# registries from a list of entry points given in each order (the built-in one
+# is the real installed entry point), and through ``plugins=`` as conftest does.
+
+
+@node("image.load", params={"path": Param(Str, "in.png")}, outputs={"who": Str})
+def shadow_load(path: str) -> str:
+    return "myplugin"
+
+
+@node("myplugin.other", outputs={"who": Str})
+def myplugin_other() -> str:
+    return "myplugin"
+
+
+#: Named like built-in port types: one preset (Image), one from the built-in plugin's hook (Features).
+MyImage = PortType("Image", "myplugin's image")
+MyFeatures = PortType("Features", "myplugin's features")
+
+
+@node("myplugin.features", outputs={"features": MyFeatures})
+def myplugin_features() -> dict:
+    return {}
+
+
+@node("myplugin.uses_builtin_features", inputs={"features": Input(Features)}, outputs={"image": Image})
+def myplugin_uses_builtin_features(features: dict) -> None:
+    return None
+
+
+def make_pack(nodes: Iterable[object] = (), types: Iterable[PortType] = (), trylast: bool = False) -> object:
+    """A plugin object, like conftest's ``_Pack``; ``trylast`` moves its hooks ahead in pluggy's list."""
+
+    class Pack:
+        @hookimpl(trylast=trylast)
+        def artgraph_register_types(self) -> list[PortType]:
+            return list(types)
+
+        @hookimpl(trylast=trylast)
+        def artgraph_register_nodes(self) -> list[object]:
+            return list(nodes)
+
+    return Pack()
+
+
+class FakeEntryPoint:
+    """What build_registry uses of an importlib.metadata EntryPoint, loading an object made here."""
+
+    def __init__(self, name: str, dist: str, obj: object, value: str = "myplugin") -> None:
+        self.name, self.value, self.dist, self._obj = name, value, SimpleNamespace(name=dist), obj
+
+    def load(self) -> object:
+        return self._obj
+
+
+def builtin_entry_point() -> md.EntryPoint:
+    return next(ep for ep in md.entry_points(group="artgraph") if ep.name == "builtin" and ep.dist.name == "artgraph")
+
+
+ORDERS = ["builtin entry point first", "plugin entry point first", "plugin first with trylast hooks", "plugins="]
+
+
+def build(order: str, pack_args: dict, monkeypatch: pytest.MonkeyPatch) -> artgraph.Registry:
+    """A registry of the built-in library and plugin 'myplugin' (distribution my-dist), in the given order."""
+    if order == "plugins=":  # the installed entry points, then the given object
+        return build_registry(plugins=[("myplugin", "my-dist", make_pack(**pack_args))])
+    pack = make_pack(**pack_args, trylast=order.endswith("trylast hooks"))
+    mine = FakeEntryPoint("myplugin", "my-dist", pack)
+    eps = [builtin_entry_point(), mine] if order == "builtin entry point first" else [mine, builtin_entry_point()]
+    monkeypatch.setattr(plugins, "_entry_points", lambda: eps)
+    return build_registry()
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_third_party_node_named_like_a_builtin_is_refused_in_any_order(
+    order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = build(order, {"nodes": [shadow_load, myplugin_other]}, monkeypatch)
+    spec = registry.get("image.load")
+    assert (spec.plugin, spec.distribution) == ("builtin", "artgraph")
+    assert spec.fn is not shadow_load
+    assert "image.load" not in registry.conflicts
+    mine = [b for b in registry.broken if b.distribution == "my-dist"]
+    assert mine == [
+        BrokenPlugin(
+            "myplugin", "my-dist", "node 'image.load' is a built-in type of artgraph; rename it (e.g. 'myplugin.load')"
+        )
+    ]
+    assert registry.get("myplugin.other").distribution == "my-dist"  # its other nodes still register
+    assert not [b for b in registry.broken if b.distribution == "artgraph"]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_third_party_port_type_named_like_a_builtin_type_is_refused_in_any_order(
+    order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pack = {
+        "types": [MyImage, MyFeatures],
+        "nodes": [myplugin_features, myplugin_uses_builtin_features, myplugin_other],
+    }
+    registry = build(order, pack, monkeypatch)
+    assert registry.types["Image"] is artgraph.Image
+    assert registry.types["Features"] is Features
+    errors = [b.error for b in registry.broken if (b.plugin, b.distribution) == ("myplugin", "my-dist")]
+    assert "port type 'Image' is already registered by artgraph; rename it" in errors
+    assert "port type 'Features' is already registered by artgraph; rename it" in errors
+    # Its node on its own refused 'Features' is refused too; the built-in one may be used.
+    assert registry.get("myplugin.features") is None
+    assert any("myplugin.features" in e for e in errors)
+    assert registry.get("myplugin.uses_builtin_features").distribution == "my-dist"
+    assert registry.get("vgg.features").outputs["features"].type is Features
+    assert not [b for b in registry.broken if b.distribution == "artgraph"]
+
+
+def test_two_third_party_plugins_naming_a_builtin_node_are_both_refused_not_in_conflict() -> None:
+    registry = build_registry(
+        plugins=[("one", "one-dist", make_pack([shadow_load])), ("two", "two-dist", make_pack([shadow_load]))]
+    )
+    assert registry.get("image.load").distribution == "artgraph"
+    assert "image.load" not in registry.conflicts
+    refused = {(b.plugin, b.distribution) for b in registry.broken if "image.load" in b.error}
+    assert refused == {("one", "one-dist"), ("two", "two-dist")}
+
+
+def test_two_third_party_plugins_naming_the_same_node_still_conflict() -> None:
+    registry = build_registry(
+        plugins=[("one", "one-dist", make_pack([myplugin_other])), ("two", "two-dist", make_pack([myplugin_other]))]
+    )
+    assert registry.get("myplugin.other") is None
+    assert registry.conflicts["myplugin.other"] == ["one-dist", "two-dist"]
+    assert "uninstall one of them" in registry.conflict_message("myplugin.other")
+
+
+@pytest.mark.parametrize("spoof_first", [True, False])
+def test_an_entry_point_named_builtin_gets_no_privilege(spoof_first: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    spoof = FakeEntryPoint("builtin", "evil-dist", make_pack([shadow_load, myplugin_other]))
+    eps = [spoof, builtin_entry_point()] if spoof_first else [builtin_entry_point(), spoof]
+    monkeypatch.setattr(plugins, "_entry_points", lambda: eps)
+    registry = build_registry()
+    assert registry.builtin_plugin == "builtin"
+    assert registry.plugins["builtin"] == "artgraph"
+    assert registry.get("image.load").distribution == "artgraph"
+    assert registry.get("myplugin.other") is None  # the whole namesake plugin is refused...
+    (refused,) = [b for b in registry.broken if b.distribution == "evil-dist"]
+    assert refused.plugin == "builtin"
+    assert "entry point name 'builtin' is also used by artgraph" in refused.error  # ...and said so
+
+
+def test_claiming_the_artgraph_distribution_name_gets_no_privilege() -> None:
+    registry = build_registry(plugins=[("mine", "artgraph", make_pack([shadow_load, myplugin_other]))])
+    assert registry.builtin_plugin == "builtin"
+    assert registry.get("image.load").plugin == "builtin"
+    assert [b.error for b in registry.broken if b.plugin == "mine"] == [
+        "node 'image.load' is a built-in type of artgraph; rename it (e.g. 'mine.load')"
+    ]
+    assert registry.get("myplugin.other").plugin == "mine"
+
+
+def test_builtin_is_recognised_by_distribution_and_module_together() -> None:
+    assert is_builtin_plugin("artgraph", artgraph.nodes)
+    assert is_builtin_plugin("ArtGraph", artgraph.nodes)  # distribution names compare normalised
+    assert not is_builtin_plugin("evil-dist", artgraph.nodes)
+    assert not is_builtin_plugin("artgraph", make_pack([shadow_load]))
+    assert not is_builtin_plugin("artgraph", SimpleNamespace(__name__="artgraph.nodes"))
+    # Another distribution pointing its entry point at artgraph.nodes is refused, not privileged.
+    registry = build_registry(plugins=[("again", "evil-dist", artgraph.nodes)])
+    assert registry.plugins.get("again") is None
+    assert [b.plugin for b in registry.broken] == ["again"]
+    assert registry.builtin_plugin == "builtin"
+
+
+def test_without_the_real_builtin_no_plugin_is_privileged_by_its_name_or_distribution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Say artgraph.nodes is not installed or failed to import: a plugin called 'builtin', or one
+    # claiming distribution 'artgraph' and module 'artgraph.nodes' in its metadata, is still third-party.
+    eps = [
+        FakeEntryPoint("builtin", "evil-dist", make_pack([shadow_load])),
+        FakeEntryPoint("mine", "artgraph", make_pack([shadow_load]), value="artgraph.nodes"),
+    ]
+    monkeypatch.setattr(plugins, "_entry_points", lambda: eps)
+    registry = build_registry()
+    assert registry.builtin_plugin is None
+    assert registry.get("image.load") is None
+    assert sorted(registry.conflicts["image.load"]) == ["artgraph", "evil-dist"]
+    assert not registry.broken

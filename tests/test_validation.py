@@ -420,23 +420,37 @@ def test_unknown_type_without_a_close_match_points_at_the_node_list(tmp_path: Pa
     assert "artgraph nodes" in problem.hint
 
 
-def test_type_registered_by_two_distributions_is_reported(tmp_path: Path, png: Path) -> None:
+def _clash_plugin(type_name: str) -> object:
     class Clash:
         @artgraph.hookimpl
         def artgraph_register_nodes(self) -> list[object]:
-            @node("image.load", params={"path": Param(artgraph.Path, file="input")}, outputs={"image": Image})
+            @node(type_name, params={"path": Param(artgraph.Path, file="input")}, outputs={"image": Image})
             def other_load(path: str) -> None:
                 return None
 
             return [other_load]
 
-    registry = build_registry(plugins=[("clash", "clash-dist", Clash())])
-    path, _ = write(tmp_path, "artgraph: 1\nnodes:\n  a: {type: image.load, params: {path: in.png}}\n")
+    return Clash()
+
+
+def test_type_registered_by_two_distributions_is_reported(tmp_path: Path, png: Path) -> None:
+    registry = build_registry(
+        plugins=[("one", "clash-one", _clash_plugin("clash.load")), ("two", "clash-two", _clash_plugin("clash.load"))]
+    )
+    path, _ = write(tmp_path, "artgraph: 1\nnodes:\n  a: {type: clash.load, params: {path: in.png}}\n")
     with pytest.raises(GraphError) as info:
         artgraph.load_graph(path, registry=registry)
     problem = only_problem(info.value.problems)
     check(problem, path, 3, "a")
-    assert "clash-dist" in problem.message and "uninstall one" in problem.message
+    assert "clash-one" in problem.message and "clash-two" in problem.message and "uninstall one" in problem.message
+
+
+def test_a_plugin_cannot_take_a_builtin_type(tmp_path: Path, png: Path) -> None:
+    registry = build_registry(plugins=[("clash", "clash-dist", _clash_plugin("image.load"))])
+    path, _ = write(tmp_path, "artgraph: 1\nnodes:\n  a: {type: image.load, params: {path: in.png}}\n")
+    graph = artgraph.load_graph(path, registry=registry)
+    assert graph.plan().nodes["a"].spec.distribution == "artgraph"
+    assert any("is a built-in type of artgraph" in b.error and b.distribution == "clash-dist" for b in registry.broken)
 
 
 # --- params --------------------------------------------------------------------------
