@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .context import Context
 from .errors import ArtgraphError, GraphError, NodeError, PluginError, Problem, RunFailed
 from .files import atomic_path
+from .imagefiles import ImageTooLarge, open_image
 from .node import REQUIRED, Input, NodeSpec, Output, Param, node, spec_of
 from .objective import FunctionObjective, Objective, Sum
 from .plugins import hookimpl, hookspec
@@ -91,6 +92,7 @@ __all__ = [
     "Graph",
     "GraphError",
     "Image",
+    "ImageTooLarge",
     "Input",
     "Int",
     "List",
@@ -121,6 +123,7 @@ __all__ = [
     "hookspec",
     "load_graph",
     "node",
+    "open_image",
     "process_cache",
     "spec_of",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .imagefiles import check_image_pixels, open_unchecked
+
 GRAPH_KEY = "artgraph:graph"
 BASE_DIR_KEY = "artgraph:base_dir"
 SOURCE_KEY = "artgraph:source"
@@ -35,11 +37,17 @@ def png_text_chunks(provenance: dict[str, object]) -> dict[str, str]:
 
 
 def read_png_provenance(path: str | os.PathLike[str]) -> Provenance | None:
-    """The graph embedded in a PNG written by artgraph, or None."""
-    from PIL import Image
+    """The graph embedded in a PNG written by artgraph, or None.
 
-    with Image.open(path) as img:
-        text = dict(getattr(img, "text", {}) or {})
+    Only the header and the chunks before the pixel data are read (artgraph writes its
+    text chunks there): no pixel is decoded, so a large image costs nothing. A file
+    that claims more than ``limits.IMAGE_PIXELS`` is refused all the same
+    (:class:`ImageTooLarge`, a ValueError), as any reader of it would refuse it.
+    """
+    with open_unchecked(path) as img:
+        check_image_pixels(img.width, img.height, path)
+        # img.text would decode the whole image to look for chunks after the pixel data.
+        text = {k: v for k, v in img.info.items() if isinstance(k, str) and isinstance(v, str)}
     if GRAPH_KEY not in text:
         return None
     # Pillow returns iTXt chunks as a str subclass; YAML's C parser wants plain str.

@@ -25,7 +25,7 @@ import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from artgraph import Bool, Context, Int, List, NodeError, Param, PortType, Str, node
+from artgraph import Bool, Context, ImageTooLarge, Int, List, NodeError, Param, PortType, Str, node, open_image
 from artgraph import Path as PathT
 
 from .imageio import pil_to_tensor
@@ -91,7 +91,8 @@ def _square(img: PILImage.Image, size: int) -> PILImage.Image:
     outputs={"dataset": Dataset},
 )
 def images(ctx: Context, path: str, size: int, mode: str, recursive: bool) -> ImageSet:
-    """Read every image in a folder as a square dataset; unreadable files are skipped and counted."""
+    """Read every image in a folder as a square dataset; unreadable files are skipped and counted,
+    and so are images claiming more than ``limits.IMAGE_PIXELS`` (refused before decoding)."""
     folder = Path(path)
     if not folder.is_dir():
         raise NodeError(f"'{path}' is not a folder; give a folder of images")
@@ -102,23 +103,29 @@ def images(ctx: Context, path: str, size: int, mode: str, recursive: bool) -> Im
     if not files:
         hint = "" if recursive else " (set 'recursive: true' to read sub-folders)"
         raise NodeError(f"the folder {folder} has no files{hint}")
-    tensors, skipped = [], []
+    tensors, skipped, too_large = [], [], []
     for file in files:
         try:
-            with PILImage.open(file) as img:
+            with open_image(file) as img:
                 img = ImageOps.exif_transpose(img)
                 if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                     # Transparent pixels over white, not over whatever colour they hide.
                     rgba = img.convert("RGBA")
                     img = PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
                 tensors.append(pil_to_tensor(_square(img.convert(mode), size)))
-        except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):
+        except ImageTooLarge as exc:
+            skipped.append(file.name)
+            too_large.append(str(exc))
+        except Exception:  # OSError, SyntaxError, struct.error...: what PIL raises for a file it cannot read
             skipped.append(file.name)
     if skipped:
         examples = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         ctx.log.warning("skipped %d unreadable file(s) in %s: %s", len(skipped), folder, examples)
+    for reason in too_large[:3]:
+        ctx.log.warning("skipped: %s", reason)
     if not tensors:
-        raise NodeError(f"none of the {len(files)} files in {folder} is a readable image")
+        why = f" ({too_large[0]})" if too_large else ""
+        raise NodeError(f"none of the {len(files)} files in {folder} is a readable image{why}")
     ctx.log.info("read %d images from %s (%d skipped)", len(tensors), folder, len(skipped))
     return ImageSet(torch.cat(tensors), None, folder.name or "images")
 

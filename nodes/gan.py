@@ -28,7 +28,11 @@ resumed from a checkpoint continues exactly as the uninterrupted run would.
 
 Files are safetensors: the weights, and a JSON config in the header's metadata
 (arch, sizes, z_dim, channels, image size, dataset normalisation, training
-step). Nothing is ever unpickled.
+step). Nothing is ever unpickled. A file may come from a stranger, so before
+anything is built from its config, the config is held to the bounds of
+gan.train's params, the model it describes is built on the meta device (no
+memory) to compare its tensor shapes with the file's, and its size is held to
+``limits.MODEL_PARAMETERS``.
 """
 
 from __future__ import annotations
@@ -56,13 +60,18 @@ from artgraph import (
     Output,
     Param,
     Str,
+    TypeCheckError,
+    limits,
     node,
+    spec_of,
 )
 from artgraph import Float as FloatT
 from artgraph import Path as PathT
 
 from .datasets import Dataset, ImageSet
-from .tensorfile import read_safetensors, write_safetensors
+from .datasets import images as data_images
+from .imageio import MODES_BY_CHANNELS
+from .tensorfile import one_line, read_safetensors, write_safetensors
 
 FORMAT = "artgraph.gan"
 FORMAT_VERSION = 1
@@ -312,14 +321,35 @@ def _opt_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, tor
     return tensors, groups
 
 
-def _opt_state(prefix: str, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> dict[str, Any]:
+def _opt_state(prefix: str, tensors: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimiser state saved under ``prefix`` (checked by :func:`_opt_problems`), with
+    the optimiser's own parameter groups: the file's settings are never taken (lr and
+    betas are set afresh on resuming, and the rest are the defaults gan.train uses)."""
     state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith(prefix + "."):
-            index, name = key[len(prefix) + 1 :].split(".", 1)
-            state.setdefault(int(index), {})[name] = value
-    fixed = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in groups]
-    return {"state": state, "param_groups": fixed}
+    for key, value in _sub(tensors, prefix).items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": opt.state_dict()["param_groups"]}
+
+
+def _opt_problems(prefix: str, tensors: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> list[str]:
+    """What in the saved Adam state does not fit the optimiser's parameters."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+    names = ("step", "exp_avg", "exp_avg_sq")
+    problems, seen = [], {}
+    for key, value in _sub(tensors, prefix).items():
+        index, _, name = key.partition(".")
+        if not index.isdigit() or int(index) >= len(params) or name not in names:
+            problems.append(f"unexpected '{prefix}.{key}'")
+            continue
+        seen.setdefault(int(index), set()).add(name)
+        need = [] if name == "step" else list(params[int(index)].shape)
+        if list(value.shape) != need:
+            problems.append(f"'{prefix}.{key}' has shape {list(value.shape)}, the parameter needs {need}")
+    problems += [
+        f"missing '{prefix}.{index}.{name}'" for index, have in seen.items() for name in names if name not in have
+    ]
+    return problems
 
 
 def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
@@ -334,8 +364,11 @@ def _config_from(meta: dict[str, Any], path: str) -> dict[str, Any]:
     config = meta.get("config")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise NodeError(f"{path} is not an artgraph GAN generator (no '{FORMAT}' config in its metadata)")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise NodeError(f"{path} was written by a newer artgraph (format {config['format_version']}); upgrade")
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise NodeError(f"{path}: the config's format_version {version!r} is not a whole number")
+    if version > FORMAT_VERSION:
+        raise NodeError(f"{path} was written by a newer artgraph (format {version}); upgrade")
     missing = [k for k in ("arch", "z_dim", "channels", "size") if k not in config]
     if missing or config.get("arch") not in ("dcgan", "mlp"):
         raise NodeError(f"{path}: the config lacks {missing or 'a known arch'}")
@@ -344,25 +377,119 @@ def _config_from(meta: dict[str, Any], path: str) -> dict[str, Any]:
     return config
 
 
-def build_checked(config: dict[str, Any], weights: dict[str, torch.Tensor], path: str) -> Generator:
-    """A generator built from ``config`` with ``weights``, refusing any mismatch clearly."""
-    try:
-        _check_geometry(config)
-        generator = Generator(config)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise NodeError(f"{path}: cannot build a generator from its config: {exc}") from None
-    expected = generator.state_dict()
-    problems = [f"missing '{k}'" for k in expected if k not in weights]
-    problems += [f"unexpected '{k}'" for k in weights if k not in expected]
+def config_problems(config: dict[str, Any]) -> list[str]:
+    """What in a generator config gan.train could not have made; nothing is built.
+
+    The bounds are those of gan.train's own params (arch, z_dim, width, blocks; each
+    of an mlp's hidden widths is a 'width'), of data.images' 'size' for the image
+    side, and the channels an image can have."""
+    params = spec_of(train).params
+    problems: list[str] = []
+
+    def check(key: str, value: object, param: Param) -> None:
+        if value is None:
+            problems.append(f"'{key}' is missing")
+            return
+        try:
+            param.check(value)
+        except TypeCheckError as exc:
+            problems.append(f"'{key}': {exc}")
+
+    check("arch", config.get("arch"), params["arch"])
+    check("z_dim", config.get("z_dim"), params["z_dim"])
+    check("size", config.get("size"), spec_of(data_images).params["size"])
+    channels = config.get("channels")
+    if isinstance(channels, bool) or channels not in MODES_BY_CHANNELS:
+        problems.append(f"'channels': {channels!r} is not one of {sorted(MODES_BY_CHANNELS)}")
+    if config.get("arch") == "mlp":
+        hidden = config.get("hidden")
+        if not isinstance(hidden, list) or not hidden:
+            problems.append(f"'hidden': expected a list of layer widths, got {type(hidden).__name__}")
+        else:
+            for i, value in enumerate(hidden):
+                check(f"hidden[{i}]", value, params["width"])
+    elif config.get("arch") == "dcgan":
+        check("width", config.get("width"), params["width"])
+        check("blocks", config.get("blocks"), params["blocks"])
+    norm = config.get("normalisation", NORMALISATION)
+    numbers = isinstance(norm, dict) and all(
+        isinstance(norm.get(k), (int, float)) and not isinstance(norm.get(k), bool) and math.isfinite(norm[k])
+        for k in ("mean", "std")
+    )
+    if not numbers or norm["std"] == 0:
+        problems.append(f"'normalisation': expected {{'mean': number, 'std': non-zero number}}, got {norm!r:.80}")
+    step = config.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        problems.append(f"'step': expected a whole number of 0 or more, got {step!r:.40}")
+    return problems
+
+
+def parameter_count(*modules: nn.Module) -> int:
+    """Numbers held by the modules (parameters and buffers); free to ask of meta modules."""
+    return sum(t.numel() for m in modules for t in m.state_dict().values())
+
+
+def _over_limit(count: int) -> str | None:
+    limit = limits.MODEL_PARAMETERS
+    if count <= limit.value:
+        return None
+    return f"{count:,} parameters, over the limit of {limit.value:,}; {limit.how_to_raise()}"
+
+
+def shape_problems(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[str]:
+    """Missing, unexpected and misshapen tensors, comparing a (meta) state dict with a file's."""
+    problems = [f"missing '{k}'" for k in expected if k not in found]
+    problems += [f"unexpected '{k}'" for k in found if k not in expected]
     problems += [
-        f"'{k}' has shape {list(weights[k].shape)}, the config needs {list(v.shape)}"
+        f"'{k}' has shape {list(found[k].shape)}, the config needs {list(v.shape)}"
         for k, v in expected.items()
-        if k in weights and weights[k].shape != v.shape
+        if k in found and found[k].shape != v.shape
     ]
+    return problems
+
+
+def _shown(problems: list[str]) -> str:
+    return "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+
+
+def plan_generator(config: dict[str, Any], weights: dict[str, torch.Tensor], path: str) -> Generator:
+    """The generator a file's config describes, built on the meta device (no memory), after
+    checking the config against gan.train's bounds, its size against
+    ``limits.MODEL_PARAMETERS`` and its tensor shapes against the file's ``weights``.
+
+    Nothing is allocated for a file that fails, however large its config says it is."""
+    problems = config_problems(config)
     if problems:
-        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
-        raise NodeError(f"{path}: the config does not match the weights: {shown}")
-    generator.load_state_dict({k: weights[k].to(v.dtype) for k, v in expected.items()})
+        raise NodeError(
+            f"{path}: its config is not one gan.train makes ({_shown(problems)}); "
+            "the file is damaged or was not written by artgraph"
+        )
+    _check_geometry(config)
+    if config["arch"] == "mlp" and 2 * (len(config["hidden"]) + 1) > len(weights):
+        raise NodeError(
+            f"{path}: the config does not match the weights: it has {len(config['hidden']) + 1} layers, "
+            f"the file holds {len(weights)} tensors"
+        )
+    try:
+        with torch.device("meta"):
+            planned = Generator(config)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise NodeError(f"{path}: cannot build a generator from its config: {one_line(exc)}") from None
+    too_big = _over_limit(parameter_count(planned))
+    if too_big:
+        raise NodeError(f"{path}: its config describes a generator of {too_big}")
+    problems = shape_problems(planned.state_dict(), weights)
+    if problems:
+        raise NodeError(f"{path}: the config does not match the weights: {_shown(problems)}")
+    return planned
+
+
+def build_checked(config: dict[str, Any], weights: dict[str, torch.Tensor], path: str) -> Generator:
+    """A generator built from ``config`` with ``weights``, refusing any mismatch clearly
+    (checked on the meta device first: see :func:`plan_generator`)."""
+    plan_generator(config, weights, path)
+    generator = Generator(config)
+    generator.load_state_dict({k: weights[k].to(v.dtype) for k, v in generator.state_dict().items()})
     return generator
 
 
@@ -533,10 +660,20 @@ def train(
     if spectral_norm is None:
         spectral_norm = default_spectral_norm(loss)
     config = generator_config(arch, z_dim, dataset.channels, h, width, blocks, dataset=dataset.name)
+    problems = config_problems(config)  # the dataset's side and channels; the rest are params
+    if problems:
+        raise NodeError(f"cannot train a GAN on this dataset: {problems[0]}")
     _check_geometry(config)
     d_norm = arch == "dcgan" and loss != "wgan-gp" and not spectral_norm
     training = {"loss": loss, "spectral_norm": spectral_norm, "d_norm": d_norm, "ema": ema > 0}
     device = ctx.device
+    with torch.device("meta"):  # sized before anything is allocated
+        too_big = _over_limit(parameter_count(Generator(config), Discriminator(config, spectral_norm, d_norm)))
+    if too_big:
+        raise NodeError(
+            f"the {arch} generator and discriminator for {h}×{h} images would hold {too_big} "
+            "(or lower 'width' or the dataset's size)"
+        )
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -656,7 +793,13 @@ def _read_checkpoint(path: str) -> _Checkpoint:
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise NodeError(f"{path} is not a gan.train checkpoint (a saved generator cannot be resumed)")
     training = meta.get("training")
-    return _Checkpoint(path, tensors, _config_from(meta, path), training if isinstance(training, dict) else {})
+    config = _config_from(meta, path)
+    planned = plan_generator(config, _sub(tensors, "G"), path)  # bounded and shape-checked, nothing allocated
+    if any(k.startswith("E.") for k in tensors):
+        problems = shape_problems(planned.state_dict(), _sub(tensors, "E"))
+        if problems:
+            raise NodeError(f"{path}: the moving average (E.*) does not match the config: {_shown(problems)}")
+    return _Checkpoint(path, tensors, config, training if isinstance(training, dict) else {})
 
 
 def _unset_from_checkpoint(
@@ -702,18 +845,28 @@ def _resume(
     ]
     if differ:
         raise NodeError(f"cannot resume from {path}: it was trained differently ({'; '.join(differ)})")
+    step = saved_training.get("step", saved_config.get("step", 0))
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise NodeError(f"cannot resume from {path}: its step {step!r:.40} is not a whole number")
+    modules = [("G", gen_net), ("D", disc)] + ([("E", average)] if average is not None else [])
+    problems = [
+        f"{p}: {problem}" for p, module in modules for problem in shape_problems(module.state_dict(), _sub(tensors, p))
+    ]
+    problems += _opt_problems("optG", tensors, opt_g) + _opt_problems("optD", tensors, opt_d)
+    if problems:
+        raise NodeError(f"cannot resume from {path}: the checkpoint does not match its config: {_shown(problems)}")
     try:
-        gen_net.load_state_dict(_sub(tensors, "G"))
-        disc.load_state_dict(_sub(tensors, "D"))
-        if average is not None:
-            average.load_state_dict(_sub(tensors, "E"))
+        for prefix, module in modules:
+            module.load_state_dict(_sub(tensors, prefix))
         for opt, prefix, lr in ((opt_g, "optG", lrs[0]), (opt_d, "optD", lrs[1])):
-            opt.load_state_dict(_opt_state(prefix, tensors, saved_training[prefix]))
+            opt.load_state_dict(_opt_state(prefix, tensors, opt))
             for group in opt.param_groups:
                 group["lr"], group["betas"] = lr, tuple(betas)
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise NodeError(f"cannot resume from {path}: the checkpoint does not match its config: {exc}") from None
-    return int(saved_training.get("step", saved_config.get("step", 0)))
+        raise NodeError(
+            f"cannot resume from {path}: the checkpoint does not match its config: {one_line(exc)}"
+        ) from None
+    return step
 
 
 # -- save / load ----------------------------------------------------------------

@@ -9,14 +9,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from PIL import Image as PILImage
-from PIL import ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import ImageOps, PngImagePlugin
 
-from artgraph import Context, Image, Input, Int, List, NodeError, Param, Str, atomic_path, node
+from artgraph import Context, Image, Input, Int, List, NodeError, Param, Str, atomic_path, node, open_image
 from artgraph import Float as FloatT
 from artgraph import Path as PathT
 from artgraph.provenance import png_text_chunks
 
 from .imageio import long_side_size, pil_to_tensor, tensor_to_pil
+from .tensorfile import one_line
 
 _SAVE_FORMATS = {
     ".png": "PNG",
@@ -40,19 +41,24 @@ _SAVE_FORMATS = {
     outputs={"image": Image},
 )
 def load(ctx: Context, path: str, size: int | None, mode: str) -> torch.Tensor:
-    """Read an image file into a batch of one, optionally resized (long side)."""
+    """Read an image file into a batch of one, optionally resized (long side).
+
+    An image whose header claims more than ``limits.IMAGE_PIXELS`` is refused before
+    it is decoded (ARTGRAPH_MAX_IMAGE_PIXELS raises the limit)."""
     try:
-        with PILImage.open(path) as img:
+        with open_image(path) as img:
             img = ImageOps.exif_transpose(img)
             img = img.convert(mode)
             if size is not None:
                 h, w = long_side_size(img.height, img.width, size)
                 img = img.resize((w, h), PILImage.Resampling.LANCZOS)
             tensor = pil_to_tensor(img)
+    except NodeError:
+        raise
     except FileNotFoundError:
         raise NodeError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise NodeError(f"cannot read image {path}: {exc}") from None
+    except Exception as exc:  # OSError, SyntaxError, struct.error...: what PIL raises for a broken file
+        raise NodeError(f"cannot read image {path}: {one_line(exc)}") from None
     return tensor.to(ctx.device)
 
 

