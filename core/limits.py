@@ -56,4 +56,9 @@ MODEL_PARAMETERS = Limit(
     "numbers a model built from a file's config may hold",
 )
 
-ALL = (GRAPH_BYTES, YAML_DEPTH, ALIAS_EXPANSION, IMAGE_PIXELS, MODEL_PARAMETERS)
+#: The header of a safetensors file (generators, checkpoints): tensor names, shapes, JSON metadata.
+METADATA_BYTES = Limit(
+    "file header", 16 * 1024 * 1024, "ARTGRAPH_MAX_HEADER_BYTES", "bytes", "header of a safetensors file"
+)
+
+ALL = (GRAPH_BYTES, YAML_DEPTH, ALIAS_EXPANSION, IMAGE_PIXELS, MODEL_PARAMETERS, METADATA_BYTES)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from artgraph import NodeError, atomic_path
+from artgraph import NodeError, atomic_path, limits
 
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
@@ -52,6 +52,13 @@ def read_safetensors(path: str, what: str = "file", hint: str = "") -> tuple[dic
     if head.startswith(_PICKLE_MAGIC):
         advice = f" {hint}" if hint else ""
         raise NodeError(f"{path} is a pickle (torch.save) file; artgraph never unpickles (it can run code).{advice}")
+    # A safetensors file starts with its header's length; the header (tensor names, shapes,
+    # and our JSON metadata) is parsed whole, so a file may not claim a huge one.
+    header = int.from_bytes(head, "little") if len(head) == 8 else 0
+    if header > limits.METADATA_BYTES.value:
+        raise NodeError(
+            f"{path} claims a header of {header:,} bytes; {limits.METADATA_BYTES.how_to_raise()} if you trust it"
+        )
     try:
         with safe_open(os.fspath(file), "pt") as fh:
             raw = fh.metadata() or {}
