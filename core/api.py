@@ -24,7 +24,7 @@ from .plugins import Registry, default_registry
 from .progress import make_progress_factory
 from .spec import GraphSpec, apply_overrides, parse_spec
 from .validate import build_plan
-from .yamlsource import load_yaml
+from .yamlsource import load_yaml, size_problem
 
 _PROCESS_CACHES: dict[str | None, Cache] = {}
 
@@ -231,6 +231,9 @@ def load_graph(
                 )
             file = str(found) if Path(source).is_file() else str(source)
             try:
+                too_large = size_problem(found.stat().st_size)  # before a byte of it is read
+                if too_large is not None:
+                    raise GraphError([Problem(str(source), None, None, *too_large)])
                 text = found.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise GraphError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,19 +19,32 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
+def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--debug", action="store_true", default=default, help="show Python tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log what nodes do")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="artgraph",
         description="Run typed node graphs for deep-learning art, headless, from YAML.",
     )
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what nodes do")
+    _global_flags(parser, False)
+    # The same flags after the command (`artgraph run -v GRAPH`). SUPPRESS: a flag not
+    # repeated there leaves the one given before the command as it was.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a graph", description="Validate, then run a graph.")
+    run = sub.add_parser("run", parents=[common], help="run a graph", description="Validate, then run a graph.")
     run.add_argument("graph", nargs="?", help="graph file, or the name of a packaged example")
     run.add_argument(
         "--from", dest="from_png", metavar="PNG", help="re-run the graph embedded in a PNG that artgraph wrote"
+    )
+    run.add_argument(
+        "--base",
+        metavar="DIR",
+        help="with --from: the folder the graph's input files are read from (default: the PNG's own folder)",
     )
     run.add_argument(
         "--set",
@@ -61,18 +75,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON report on stdout")
     run.add_argument("--quiet", action="store_true", help="no progress, only errors")
 
-    val = sub.add_parser("validate", help="check graphs without running them")
+    val = sub.add_parser("validate", parents=[common], help="check graphs without running them")
     val.add_argument("graphs", nargs="+", metavar="GRAPH")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE")
     val.add_argument("--json", action="store_true", help="problems as JSON")
 
-    nodes = sub.add_parser("nodes", help="list node types with their ports and params")
+    nodes = sub.add_parser("nodes", parents=[common], help="list node types with their ports and params")
     nodes.add_argument("type", nargs="?", help="show one node type in full")
     nodes.add_argument("--json", action="store_true")
 
-    sub.add_parser("schema", help="print a JSON Schema of graph files (for editors)")
+    sub.add_parser("schema", parents=[common], help="print a JSON Schema of graph files (for editors)")
 
-    show = sub.add_parser("show", help="show a graph as text, or draw it")
+    show = sub.add_parser("show", parents=[common], help="show a graph as text, or draw it")
     show.add_argument("graph")
     show.add_argument("-o", "--output", metavar="FILE", help="write FILE.dot, FILE.svg or FILE.png")
     return parser
@@ -93,7 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         handler = {"run": _run, "validate": _validate, "nodes": _nodes, "schema": _schema, "show": _show}
-        return handler[args.command](args)
+        code = handler[args.command](args)
+        sys.stdout.flush()  # here, so that a reader gone away is noticed below
+        return code
+    except BrokenPipeError:
+        # The reader left early (`artgraph nodes | head -1`): what it wanted, it had.
+        # Point stdout at devnull so Python's flush at exit does not complain again.
+        _silence_stdout()
+        return EXIT_OK
     except GraphError as exc:
         _print_problems(exc, getattr(args, "json", False) and args.command == "run")
         return EXIT_INVALID
@@ -111,6 +132,90 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("artgraph: internal error (please report it); rerun with --debug for details:", file=sys.stderr)
         print("  " + traceback.format_exc().strip().splitlines()[-1], file=sys.stderr)
         return EXIT_FAILED
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
+
+
+def _shown(value: str) -> str:
+    """A path as it can be printed on one line: control characters escaped, long ones cut."""
+    if len(value) > 80:
+        value = f"{value[:60]}...{value[-12:]}"
+    return repr(value) if not value.isprintable() else f"'{value}'"
+
+
+def _fs_limits(path: str) -> tuple[int, int]:
+    """The longest name and path of the file system ``path`` would be on."""
+    folder = os.path.abspath(path)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    limits = []
+    for name, fallback in (("PC_NAME_MAX", 255), ("PC_PATH_MAX", 4096)):
+        try:
+            limits.append(os.pathconf(folder, name))
+        except (OSError, ValueError, AttributeError):
+            limits.append(fallback)
+    return limits[0], limits[1]
+
+
+def _path_arg(what: str, value: str) -> str:
+    """``value`` if a file system can name it; else a GraphError naming the argument."""
+    from .errors import GraphError, Problem
+
+    def refuse(message: str, hint: str) -> GraphError:
+        return GraphError([Problem(what, None, None, message, hint)])
+
+    if "\x00" in value:
+        raise refuse(f"the path {_shown(value)} contains a NUL byte", "no file name can hold one; remove it")
+    try:
+        raw = os.fsencode(value)
+    except UnicodeError:
+        raise refuse(f"the path {_shown(value)} is not a valid file name", "use a name in plain text") from None
+    name_max, path_max = _fs_limits(value)
+    for part in raw.split(os.fsencode(os.sep)):
+        if len(part) > name_max:
+            raise refuse(
+                f"a name in the path {_shown(value)} is {len(part)} bytes long",
+                f"this file system allows at most {name_max} bytes in one name; shorten it",
+            )
+    if len(os.fsencode(os.path.abspath(value))) >= path_max:
+        raise refuse(
+            f"the path {_shown(value)} is too long",
+            f"this file system allows paths of at most {path_max - 1} bytes",
+        )
+    return value
+
+
+def _folder_arg(what: str, value: str, *, create: bool) -> str:
+    """A folder argument: not a file, not under a file; ``create`` makes it and checks writing."""
+    from .errors import GraphError, Problem
+
+    def refuse(message: str, hint: str) -> GraphError:
+        return GraphError([Problem(what, None, None, message, hint)])
+
+    _path_arg(what, value)
+    path = os.path.abspath(value)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise refuse(f"{_shown(value)} is a file, not a folder", f"give {what} a folder")
+    parent = path
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise refuse(f"{_shown(value)} is under {_shown(parent)}, which is a file", f"give {what} a folder")
+    if create:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise refuse(f"cannot create the folder {_shown(value)}: {exc.strerror or exc}", "check the path") from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise refuse(f"cannot write in the folder {_shown(value)}", "check its permissions")
+    return value
 
 
 def _print_problems(exc: Any, as_json: bool) -> None:
@@ -143,18 +248,29 @@ def _run(args: argparse.Namespace) -> int:
     from .api import load_graph
     from .cache import default_cache_dir
     from .devices import DeviceError, resolve_device
-    from .errors import GraphError, Problem
+    from .errors import GraphError, Problem, printable
 
     if args.from_png and args.graph:
         print("artgraph: error: give a GRAPH or --from PNG, not both", file=sys.stderr)
         return EXIT_INVALID
-    if args.from_png:
-        graph = _graph_from_png(args.from_png)
-    elif args.graph:
-        graph = load_graph(args.graph, validate=False)
-    else:
+    if args.base is not None and not args.from_png:
+        print("artgraph: error: --base is for --from PNG (a GRAPH file reads from its own folder)", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.from_png and not args.graph:
         print("artgraph: error: give a GRAPH file or --from PNG", file=sys.stderr)
         return EXIT_INVALID
+    _folder_arg("--out", args.out, create=False)
+    # Checked (and made) before anything runs: a cache that cannot be written is
+    # a mistake to hear about now, not a silent run without one.
+    if args.cache is not None:
+        cache: Any = _folder_arg("--cache", args.cache, create=True)
+    else:
+        cache = False if args.no_cache else default_cache_dir()
+    found = None
+    if args.from_png:
+        graph, found = _graph_from_png(args.from_png, args.base)
+    else:
+        graph = load_graph(_path_arg("GRAPH", args.graph), validate=False)
     try:
         device = resolve_device(args.device)
     except DeviceError as exc:
@@ -168,10 +284,19 @@ def _run(args: argparse.Namespace) -> int:
         # pictures at a time) lose more to thread hand-offs than they gain, and a
         # parallel region stalls whenever another process holds one of its cores.
         torch.set_num_threads(args.threads)
-    cache: Any = False if args.no_cache else (args.cache or default_cache_dir())
-    graph.plan(args.overrides, args.out)  # every problem, before anything runs
+    try:
+        plan = graph.plan(args.overrides, args.out)  # every problem, before anything runs
+    except GraphError as exc:
+        if found is not None:
+            raise _suggest_base(exc, found, graph.spec.base_dir) from None
+        raise
+    if found is not None:
+        # A graph from a file someone handed over: say what it will touch first.
+        # Its paths are printed escaped: they come from the PNG, not from the user.
+        reads, writes = ([p if p.isprintable() else repr(p) for p in files] for files in _files_of(plan))
+        print(f"artgraph: {_shown(args.from_png)} reads: {', '.join(reads) or 'nothing'}", file=sys.stderr)
+        print(f"artgraph: {_shown(args.from_png)} writes: {', '.join(writes) or 'nothing'}", file=sys.stderr)
     if args.outputs:
-        plan = graph.plan(args.overrides, args.out)
         bad = [ref for ref in args.outputs if not _known_output(plan, ref)]
         if bad:
             raise GraphError(
@@ -197,6 +322,8 @@ def _run(args: argparse.Namespace) -> int:
         raise_on_failure=False,
     )
     report = result.to_json()
+    for warning in result.warnings:  # in the JSON report too; on stderr in any case
+        print(f"artgraph: warning: {printable(warning)}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, indent=2))
     elif not args.quiet:
@@ -224,15 +351,74 @@ def _known_output(plan: Any, ref: str) -> bool:
     return node is not None and (not out or out in node.spec.outputs)
 
 
-def _graph_from_png(path: str) -> Any:
+def _files_of(plan: Any) -> tuple[list[str], list[str]]:
+    """The files a plan reads and the files it writes (file params of its nodes)."""
+    reads: list[str] = []
+    writes: list[str] = []
+    for node in plan.nodes.values():
+        reads.extend(p for p in node.reads if p not in reads)
+        for name, param in node.spec.params.items():
+            value = node.params.get(name)
+            if param.file == "output" and value is not None and value not in param.keywords:
+                if str(value) not in writes:
+                    writes.append(str(value))
+    return reads, writes
+
+
+def _suggest_base(exc: Any, found: Any, base: Any) -> Any:
+    """``exc`` with a hint on each missing input: the folder the PNG says it was made in."""
+    import dataclasses
+    import shlex
+
+    from .errors import GraphError
+
+    made_in = found.base_dir
+    if not made_in or os.path.abspath(made_in) == os.path.abspath(base):
+        return exc
+    where = shlex.quote(made_in) if made_in.isprintable() else repr(made_in)
+    suggestion = f"the PNG says it was made in {where}: if its inputs are there and you trust it, add --base {where}"
+    problems = [
+        dataclasses.replace(p, hint=f"{p.hint}; {suggestion}" if p.hint else suggestion)
+        if "file not found" in p.message
+        else p
+        for p in exc.problems
+    ]
+    return GraphError(problems)
+
+
+def _graph_from_png(path: str, base: str | None) -> tuple[Any, Any]:
+    """The graph embedded in a PNG, reading its inputs only from ``base`` or the PNG's folder."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
     from .api import load_graph
-    from .errors import GraphError, Problem
+    from .errors import ArtgraphError, GraphError, Problem
     from .provenance import read_png_provenance
 
+    _path_arg("--from", path)
+    if base is not None:
+        _path_arg("--base", base)
+        if not os.path.isdir(base):
+            raise GraphError([Problem("--base", None, None, f"{_shown(base)} is not a folder", "give --base a folder")])
     try:
         found = read_png_provenance(path)
-    except (OSError, ValueError) as exc:
-        raise GraphError([Problem(path, None, None, f"cannot read the image: {exc}")]) from None
+    except GraphError:
+        raise
+    except (
+        ArtgraphError,
+        OSError,
+        ValueError,
+        EOFError,
+        SyntaxError,
+        struct.error,
+        zlib.error,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise GraphError(
+            [Problem(path, None, None, f"cannot read the image: {exc}", "give a PNG that artgraph wrote")]
+        ) from None
     if found is None:
         raise GraphError(
             [
@@ -245,29 +431,52 @@ def _graph_from_png(path: str) -> Any:
                 )
             ]
         )
-    return load_graph(
-        f"{path} (embedded graph)", text=found.graph_yaml, base_dir=found.base_dir or None, validate=False
+    # Never the folder written inside the PNG: whoever made the file chose that.
+    folder = os.path.abspath(base if base is not None else os.path.dirname(os.path.abspath(path)))
+    graph = load_graph(
+        f"{path} (embedded graph)", text=found.graph_yaml, base_dir=folder, validate=False, confine_inputs=True
     )
+    return graph, found
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Check every file, each on its own: one broken file never hides the others."""
     from .api import load_graph
-    from .errors import GraphError
+    from .errors import ArtgraphError, GraphError, Problem
 
-    problems = []
+    problems: list[Problem] = []
+    crashed: list[str] = []
     for path in args.graphs:
         try:
-            graph = load_graph(path, validate=False)
+            graph = load_graph(_path_arg("GRAPH", path), validate=False)
             plan = graph.plan(args.overrides)
             if not args.json:
                 print(f"ok: {path} ({len(plan.nodes)} nodes)")
         except GraphError as exc:
             problems.extend(exc.problems)
+        except ArtgraphError as exc:
+            problems.append(Problem(path, None, None, str(exc)))
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except Exception as exc:
+            if args.debug:
+                raise
+            # A bug of ours, not the file's: report it, then go on with the other files.
+            crashed.append(f"{_shown(path)}: {type(exc).__name__}: {exc}")
+            print(
+                f"artgraph: internal error while checking {_shown(path)} (please report it; "
+                f"rerun with --debug for details): {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
     if args.json:
-        print(json.dumps({"ok": not problems, "problems": [p.to_dict() for p in problems]}, indent=2))
+        report: dict[str, Any] = {"ok": not problems and not crashed, "problems": [p.to_dict() for p in problems]}
+        if crashed:
+            report["internal_errors"] = crashed
+        print(json.dumps(report, indent=2))
+        return EXIT_FAILED if crashed else EXIT_INVALID if problems else EXIT_OK
     if problems:
-        raise GraphError(problems) if not args.json else SystemExit(EXIT_INVALID)
-    return EXIT_OK
+        _print_problems(GraphError(problems), False)
+    return EXIT_FAILED if crashed else EXIT_INVALID if problems else EXIT_OK
 
 
 def _nodes(args: argparse.Namespace) -> int:
@@ -278,6 +487,9 @@ def _nodes(args: argparse.Namespace) -> int:
     specs = sorted(registry.nodes.values(), key=lambda s: (s.category, s.type_name))
     if args.type:
         specs = [s for s in specs if s.type_name == args.type]
+        if not specs and args.type in registry.conflicts:
+            print(f"artgraph: {registry.conflict_message(args.type)}", file=sys.stderr)
+            return EXIT_INVALID
         if not specs:
             hint = did_you_mean(args.type, registry.nodes)
             print(f"artgraph: no node type '{args.type}'{'; ' + hint if hint else ''}", file=sys.stderr)
@@ -348,7 +560,9 @@ def _show(args: argparse.Namespace) -> int:
     from .api import load_graph
     from .show import render_text, write_drawing
 
-    graph = load_graph(args.graph, validate=False)
+    graph = load_graph(_path_arg("GRAPH", args.graph), validate=False)
+    if args.output:
+        _path_arg("-o", args.output)
     plan = graph.plan()
     if args.output:
         write_drawing(plan, args.output)

@@ -25,7 +25,7 @@ class Problem:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         who = f" node '{self.node}':" if self.node else ""
         tail = f" — {self.hint}" if self.hint else ""
-        return f"{where}:{who} {self.message}{tail}"
+        return printable(f"{where}:{who} {self.message}{tail}")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -69,6 +69,14 @@ class RunFailed(ArtgraphError):
         self.result = result
         self.failures = failures
         super().__init__("run failed:\n" + "\n".join(f"  {f}" for f in failures))
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``): a hostile graph's names and
+    values reach the terminal in messages, and must not drive it (clear it, retitle it)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

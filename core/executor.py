@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from .cache import Cache, CacheDamaged, file_fingerprint
 from .canonical import to_plain
 from .context import Context
-from .errors import NodeError
+from .errors import NodeError, printable
 from .files import confine_writes
 from .node import Param
 from .paths import PathProblem, resolve_input, resolve_output
@@ -495,6 +495,12 @@ def _collect(
 
 
 def _error_text(node: PlannedNode, exc: Exception) -> str:
+    """One line for the report (control characters escaped: values from the graph reach
+    the terminal in it); the traceback is kept apart."""
+    return printable(_error_line(node, exc))
+
+
+def _error_line(node: PlannedNode, exc: Exception) -> str:
     label = f"{node.spec.type_name}"
     if isinstance(exc, NodeError):
         return f"{label}: {exc}"

@@ -3,8 +3,10 @@
 Only YAML's safe subset is accepted (no Python objects). Mappings come back as
 :class:`LineDict`, which records the line of the mapping and of each key, so
 later stages can point at ``FILE:LINE``. Duplicate keys are refused (YAML
-itself would silently keep the last one), and the expanded size of anchors and
-aliases is bounded so a "billion laughs" document fails fast.
+itself would silently keep the last one). What a stranger's file can ask for is
+bounded (see :mod:`.limits`): its size before it is parsed, the nesting of its
+lists and mappings before they are composed (composing recurses), and the values
+its aliases add, so a "billion laughs" document fails fast.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ from typing import Any
 
 import yaml
 
+from . import limits
 from .errors import Problem
-
-#: Largest number of YAML nodes a document may expand to through aliases.
-MAX_EXPANDED_NODES = 200_000
 
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -85,12 +85,93 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _expanded_size(root: yaml.Node) -> int:
-    """Count nodes as if every alias were copied out, without recursion.
+def _checked(tag: str, construct: Any) -> Any:
+    """A scalar constructor whose bad value is a problem at its line, not a traceback.
 
-    A node that contains itself through an alias would expand for ever; it is refused.
+    PyYAML's own constructors raise plain ValueError and friends for values that
+    match a type's pattern but are not one (``2001-02-30``, ``!!int 0o9``).
     """
+    kind = tag.rsplit(":", 1)[-1]
+
+    def construct_checked(loader: Any, node: yaml.Node) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+            raise YamlProblem(
+                node.start_mark.line + 1,
+                f"{str(node.value)[:60]!r} is not a valid {kind} ({exc})"
+                if isinstance(node, yaml.ScalarNode)
+                else f"this value is not a valid {kind} ({exc})",
+                "quote it to keep it as text, or correct the value",
+            ) from None
+
+    return construct_checked
+
+
+for _tag, _construct in list(_Loader.yaml_constructors.items()):
+    if _tag is not None and _tag != yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG:
+        _Loader.add_constructor(_tag, _checked(_tag, _construct))
+
+
+_RECURSIVE_ALIAS = (
+    "a recursive alias: this value contains itself",
+    "an alias (*) may not refer to an anchor (&) that encloses it",
+)
+
+
+def _too_deep(line: int | None, limit: int) -> YamlProblem:
+    return YamlProblem(
+        line,
+        f"lists and mappings are nested more than {limit:,} levels deep",
+        f"flatten the document; {limits.YAML_DEPTH.how_to_raise()}",
+    )
+
+
+def _check_nesting(text: str) -> bool:
+    """Refuse nesting deeper than the limit from the parser's events, before composing.
+
+    Composing and constructing recurse once per level, so a few hundred ``[`` would
+    otherwise end in a RecursionError. This is a flat loop over the events: cheap
+    next to composing, and it stops at the first level too many. Returns whether
+    the document uses aliases at all (only then need their expansion be checked).
+    """
+    limit = limits.YAML_DEPTH.value
+    depth = 0
+    aliases = False
+    opening = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+    closing = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    try:
+        for event in yaml.parse(text, Loader=_Base):
+            if isinstance(event, opening):
+                depth += 1
+                if depth > limit:
+                    raise _too_deep(event.start_mark.line + 1, limit)
+            elif isinstance(event, closing):
+                depth -= 1
+            elif isinstance(event, yaml.AliasEvent):
+                aliases = True
+    except yaml.MarkedYAMLError as exc:
+        # libyaml looks ahead through flow collections and stops at its own bound
+        # (1000 levels) before handing over the events that would have reached ours.
+        if "maximum nesting depth" in str(exc.problem) and exc.problem_mark is not None and limit < 1000:
+            raise _too_deep(exc.problem_mark.line + 1, limit) from None
+        raise
+    return aliases
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Bound what aliases add (and the nesting they create), without recursion.
+
+    A value's expanded size is what constructing it would build with every alias
+    copied out; what the aliases *add* is the document's expanded size less the
+    values actually written, so a large graph is never refused for its size here
+    (the byte limit bounds that). A node that contains itself through an alias would
+    expand for ever; it is refused. Each node is visited once per pass.
+    """
+    limit = limits.ALIAS_EXPANSION.value
+    max_depth = limits.YAML_DEPTH.value
     sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -98,7 +179,7 @@ def _expanded_size(root: yaml.Node) -> int:
         if id(node) in sizes:
             continue
         if isinstance(node, yaml.ScalarNode):
-            sizes[id(node)] = 1
+            sizes[id(node)], depths[id(node)] = 1, 0
             continue
         kids: list[yaml.Node] = []
         if isinstance(node, yaml.SequenceNode):
@@ -106,34 +187,103 @@ def _expanded_size(root: yaml.Node) -> int:
         elif isinstance(node, yaml.MappingNode):
             kids = [n for pair in node.value for n in pair]
         if children_done:
-            total = 1 + sum(sizes[id(k)] for k in kids)
-            if total > MAX_EXPANDED_NODES:
-                raise YamlProblem(
-                    node.start_mark.line + 1,
-                    f"the document expands to more than {MAX_EXPANDED_NODES} values through aliases",
-                    "remove the nested anchors (&) and aliases (*)",
-                )
-            sizes[id(node)] = total
+            sizes[id(node)] = 1 + sum(sizes[id(k)] for k in kids)
+            # Nesting made by aliases (an anchor inside an anchor inside ...) is never
+            # seen as events, but constructing it recurses just the same.
+            depth = 1 + max((depths[id(k)] for k in kids), default=0)
+            if depth > max_depth:
+                raise _too_deep(node.start_mark.line + 1, max_depth)
+            depths[id(node)] = depth
             open_nodes.discard(id(node))
         else:
             if id(node) in open_nodes:
-                raise YamlProblem(
-                    node.start_mark.line + 1,
-                    "a recursive alias: this value contains itself",
-                    "an alias (*) may not refer to an anchor (&) that encloses it",
-                )
+                raise YamlProblem(node.start_mark.line + 1, *_RECURSIVE_ALIAS)
             open_nodes.add(id(node))
             stack.append((node, True))
             for kid in kids:
                 if id(kid) in open_nodes:
-                    raise YamlProblem(
-                        kid.start_mark.line + 1,
-                        "a recursive alias: this value contains itself",
-                        "an alias (*) may not refer to an anchor (&) that encloses it",
-                    )
+                    raise YamlProblem(kid.start_mark.line + 1, *_RECURSIVE_ALIAS)
                 if id(kid) not in sizes:
                     stack.append((kid, False))
-    return sizes[id(root)]
+    # What the aliases add: walk the document in its order, each node once; every later
+    # mention of a node (an alias) adds its whole expansion. Blame the value holding
+    # the alias that goes over the bound (the composed node keeps no line of the alias).
+    added = 0
+    seen: set[int] = set()
+    walk: list[tuple[yaml.Node, yaml.Node]] = [(root, root)]
+    while walk:
+        node, holder = walk.pop()
+        if id(node) in seen:
+            added += sizes[id(node)]
+            if added > limit:
+                raise YamlProblem(
+                    holder.start_mark.line + 1,
+                    f"aliases (*name) add more than {limit:,} values to the document",
+                    "write the values out, or use fewer nested anchors (&) and aliases (*); "
+                    + limits.ALIAS_EXPANSION.how_to_raise(),
+                )
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            walk.extend((kid, node) for kid in reversed(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            walk.extend((kid, node) for pair in reversed(node.value) for kid in reversed(pair))
+
+
+def size_problem(size: int) -> tuple[str, str] | None:
+    """(message, hint) when a graph of ``size`` bytes is over ``limits.GRAPH_BYTES``."""
+    limit = limits.GRAPH_BYTES.value
+    if size <= limit:
+        return None
+    return (
+        f"the file is too large to be a graph ({size:,} bytes; the limit is {limit:,} bytes)",
+        f"a graph is a short text file; {limits.GRAPH_BYTES.how_to_raise()}",
+    )
+
+
+def _check_size(text: str) -> None:
+    if len(text) * 4 <= limits.GRAPH_BYTES.value:  # UTF-8 takes at most 4 bytes a character: no need to count
+        return
+    found = size_problem(len(text.encode("utf-8", "surrogatepass")))
+    if found is not None:
+        raise YamlProblem(None, *found)
+
+
+def _syntax_problem(exc: yaml.YAMLError, text: str, filename: str) -> Problem:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = exc.problem or str(exc)
+        if exc.context:
+            what = f"{what} ({exc.context})"
+        return Problem(filename, line, None, f"YAML syntax error: {what}", "fix the YAML syntax")
+    if isinstance(exc, yaml.reader.ReaderError):
+        # libyaml counts the position in UTF-8 bytes, the pure-Python reader in characters.
+        if _Base is yaml.SafeLoader:
+            line = text.count("\n", 0, exc.position) + 1
+        else:
+            line = text.encode("utf-8", "surrogatepass")[: exc.position].count(b"\n") + 1
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        return Problem(
+            filename,
+            line,
+            None,
+            f"YAML error: the character {char} is not allowed ({exc.reason})",
+            "remove the character or write it in a quoted string as an escape such as \\x00",
+        )
+    return Problem(filename, None, None, f"YAML error: {exc}", "fix the YAML syntax")
+
+
+def _unicode_problem(exc: UnicodeError, text: str, filename: str) -> Problem:
+    start = getattr(exc, "start", None)
+    line = text.count("\n", 0, start) + 1 if isinstance(start, int) else None
+    return Problem(
+        filename,
+        line,
+        None,
+        f"the text is not valid Unicode: {getattr(exc, 'reason', exc)}",
+        "save the file as UTF-8",
+    )
 
 
 def load_yaml(text: str, filename: str) -> tuple[Any, list[Problem]]:
@@ -143,13 +293,24 @@ def load_yaml(text: str, filename: str) -> tuple[Any, list[Problem]]:
     problems, but the data (first value kept) still comes back so that every
     other problem in the file can be reported in the same pass.
     """
-    loader = _Loader(str(text))
+    text = str(text)
+    try:
+        _check_size(text)
+        has_aliases = _check_nesting(text)
+    except YamlProblem as exc:
+        return None, [Problem(filename, exc.line, None, exc.message, exc.hint)]
+    except yaml.YAMLError as exc:
+        return None, [_syntax_problem(exc, text, filename)]
+    except UnicodeError as exc:
+        return None, [_unicode_problem(exc, text, filename)]
+    loader = _Loader(text)
     loader.duplicates = []
     try:
         root = loader.get_single_node()
         if root is None:
             return None, []
-        _expanded_size(root)
+        if has_aliases:
+            _check_aliases(root)
         data = loader.construct_document(root)
     except YamlProblem as exc:
         return None, [Problem(filename, exc.line, None, exc.message, exc.hint)]
@@ -161,15 +322,22 @@ def load_yaml(text: str, filename: str) -> tuple[Any, list[Problem]]:
                 filename, line, None, f"unsupported YAML: {exc.problem}", "graphs are plain YAML: remove the '!' tag"
             )
         ]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = exc.problem or str(exc)
-        if exc.context:
-            what = f"{what} ({exc.context})"
-        return None, [Problem(filename, line, None, f"YAML syntax error: {what}", "fix the YAML syntax")]
     except yaml.YAMLError as exc:
-        return None, [Problem(filename, None, None, f"YAML error: {exc}", "fix the YAML syntax")]
+        return None, [_syntax_problem(exc, text, filename)]
+    except UnicodeError as exc:
+        return None, [_unicode_problem(exc, text, filename)]
+    except RecursionError:
+        # The nesting checks above stop this first; kept so that no limit raised by
+        # the environment can turn a deep document into a traceback.
+        return None, [
+            Problem(
+                filename,
+                None,
+                None,
+                "lists and mappings are nested too deeply to be read",
+                f"flatten the document; {limits.YAML_DEPTH.how_to_raise()}",
+            )
+        ]
     finally:
         loader.dispose()
     nodes = data.get("nodes") if isinstance(data, dict) else None

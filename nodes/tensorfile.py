@@ -55,6 +55,8 @@ def read_safetensors(path: str, what: str = "file", hint: str = "") -> tuple[dic
     # A safetensors file starts with its header's length; the header (tensor names, shapes,
     # and our JSON metadata) is parsed whole, so a file may not claim a huge one.
     header = int.from_bytes(head, "little") if len(head) == 8 else 0
+    if header > file.stat().st_size - 8:
+        raise NodeError(f"{path} is not a readable safetensors file: it claims a header longer than the file")
     if header > limits.METADATA_BYTES.value:
         raise NodeError(
             f"{path} claims a header of {header:,} bytes; {limits.METADATA_BYTES.how_to_raise()} if you trust it"

@@ -286,3 +286,28 @@ def test_kill_9_during_a_run_then_a_clean_rerun(tmp_path, tiny_png):
     assert (out / "painted.png").is_file()
     assert _temps(out, cache) == []
     assert DiskCache(cache).root.is_dir()
+
+
+def test_the_cli_prints_the_warnings_and_puts_them_in_the_json_report(tmp_path, tiny_png, monkeypatch):
+    import artgraph.api
+    from artgraph.cli import main
+
+    (tmp_path / "g.yaml").write_text(
+        "artgraph: 1\nnodes:\n  img: {type: image.load, params: {path: tiny.png}}\n"
+        "  small: {type: image.resize, inputs: {image: img.image}, params: {size: 4}}\n"
+    )
+    cache = tmp_path / "cache"
+    args = ["run", str(tmp_path / "g.yaml"), "--cache", str(cache), "--out", str(tmp_path / "out")]
+    assert main([*args, "--quiet"]) == 0
+    for meta in (cache / "objects").rglob("meta.json"):
+        _truncate(meta.parent)
+    monkeypatch.setattr(artgraph.api, "_PROCESS_CACHES", {})  # as a new process: only the disk
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main([*args, "--json"]) == 0
+    report = json.loads(out.getvalue())
+    assert report["ok"] and any("damaged" in w for w in report["warnings"])
+    assert "artgraph: warning: node 'small': its cached result was damaged" in err.getvalue()

@@ -378,12 +378,12 @@ def test_a_file_claiming_a_huge_header_is_refused_before_it_is_parsed(tmp_path: 
     data = bytearray(path.read_bytes())
     data[:8] = (2**40).to_bytes(8, "little")  # a terabyte of header, in a file of a few hundred bytes
     path.write_bytes(bytes(data))
-    with pytest.raises(NodeError, match=r"claims a header of 1,099,511,627,776 bytes.*ARTGRAPH_MAX_HEADER_BYTES"):
+    with pytest.raises(NodeError, match="claims a header longer than the file"):
         read_safetensors(str(path))
     honest = tmp_path / "h.safetensors"
     write_safetensors(honest, {"w": torch.zeros(1)}, {"note": "x" * 2000})
     monkeypatch.setenv("ARTGRAPH_MAX_HEADER_BYTES", "1000")
-    with pytest.raises(NodeError, match="claims a header"):
+    with pytest.raises(NodeError, match=r"claims a header of [0-9,]+ bytes; set ARTGRAPH_MAX_HEADER_BYTES"):
         read_safetensors(str(honest))
     monkeypatch.setenv("ARTGRAPH_MAX_HEADER_BYTES", "100000")
     assert read_safetensors(str(honest))[1] == {"note": "x" * 2000}

@@ -234,3 +234,17 @@ def test_an_output_under_a_file_is_a_problem(reg, tiny_png, tmp_path):
         with pytest.raises(GraphError) as exc:
             graph.plan(out_dir=out)
         assert "is a file, not a folder" in _problems(exc)
+
+
+def test_names_from_a_graph_cannot_drive_the_terminal(reg, tmp_path):
+    text = (
+        'artgraph: 1\nnodes:\n  a:\n    type: "x\\e[2Jy"\n'
+        '  b:\n    type: h.sneaky\n    params: {target: "/\\e]0;owned\\a"}\n'
+    )
+    with pytest.raises(GraphError) as exc:
+        load_graph("g.yaml", text=text, registry=reg)
+    assert "\x1b" not in _problems(exc) and "x\\x1b[2Jy" in _problems(exc)
+    graph = load_graph("g.yaml", text=text.replace('"x\\e[2Jy"', "t.source"), registry=reg)
+    result = graph.run(device="cpu", cache=False, out_dir=tmp_path, raise_on_failure=False)
+    error = result.nodes["b"].error or ""
+    assert "\x1b" not in error and "\x07" not in error and "\\x1b]0;owned" in error

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 import artgraph
-from artgraph import GraphError
-from artgraph.yamlsource import MAX_EXPANDED_NODES, LineDict, load_yaml, parse_scalar
+from artgraph import GraphError, limits
+from artgraph.yamlsource import LineDict, load_yaml, parse_scalar
 
 
 def dedent(text: str) -> str:
@@ -42,7 +42,8 @@ def one_problem(text: str, filename: str = "g.yaml", *, need_hint: bool = True):
     assert problem.node is None
     if need_hint:
         assert problem.hint, "every problem says how to fix it"
-        assert str(problem) == f"{filename}:{problem.line}: {problem.message} — {problem.hint}"
+        where = filename if problem.line is None else f"{filename}:{problem.line}"
+        assert str(problem) == f"{where}: {problem.message} — {problem.hint}"
     return problem
 
 
@@ -292,7 +293,8 @@ def test_duplicate_explicit_keys_next_to_a_merge_are_still_refused() -> None:
 def test_billion_laughs_fails_fast_with_a_message_about_aliases() -> None:
     problem = one_problem(BILLION_LAUGHS)
     assert "alias" in problem.message
-    assert str(MAX_EXPANDED_NODES) in problem.message
+    assert f"{limits.ALIAS_EXPANSION.value:,}" in problem.message
+    assert limits.ALIAS_EXPANSION.env in problem.hint
     assert problem.line is not None and 1 <= problem.line <= len(BILLION_LAUGHS.splitlines())
 
 
@@ -371,3 +373,158 @@ def test_exponent_floats_without_a_dot_or_sign_are_numbers() -> None:
     assert problems == []
     assert data == {"a": 1.0e6, "b": 1e-3, "c": 2e5}
     assert parse_scalar("1e6") == 1e6
+
+
+# --- limits: nesting, aliases, size ----------------------------------------------------
+
+
+def nested_blocks(levels: int) -> str:
+    """``levels`` mappings nested in block style; the mapping at level k starts on line k."""
+    lines = [f"{'  ' * k}k{k}:" for k in range(levels - 1)]
+    return "\n".join(lines) + f"\n{'  ' * (levels - 1)}last: 1\n"
+
+
+@pytest.mark.parametrize("levels", [65, 300, 5000, 100_000])
+def test_deep_flow_nesting_is_a_problem_at_its_line(levels: int) -> None:
+    text = "artgraph: 1\nnodes: {}\nextra: " + "[" * levels + "]" * levels + "\n"
+    problem = one_problem(text)
+    assert problem.line == 3
+    assert f"more than {limits.YAML_DEPTH.value} levels" in problem.message
+    assert limits.YAML_DEPTH.how_to_raise() in problem.hint
+
+
+def test_deep_block_mappings_are_a_problem_at_the_first_level_too_many() -> None:
+    problem = one_problem(nested_blocks(300))
+    assert problem.line == limits.YAML_DEPTH.value + 1
+    assert limits.YAML_DEPTH.env in problem.hint
+
+
+def test_nesting_up_to_the_limit_loads() -> None:
+    depth = limits.YAML_DEPTH.value
+    data, problems = load_yaml("[" * depth + "]" * depth, "g.yaml")
+    assert problems == []
+    for _ in range(depth - 1):
+        (data,) = data
+    assert data == []
+    data, problems = load_yaml(nested_blocks(depth), "g.yaml")
+    assert problems == []
+
+
+def test_the_nesting_limit_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTGRAPH_MAX_YAML_DEPTH", "3")
+    assert load_yaml("a: [[1]]\n", "g.yaml") == ({"a": [[1]]}, [])
+    problem = one_problem("a: [[[1]]]\n")
+    assert "more than 3 levels" in problem.message
+
+
+def test_nesting_made_by_aliases_is_bounded_too() -> None:
+    # Each anchor holds the one before it: two levels of events, 101 levels of data.
+    text = "x0: &x0 [1]\n" + "".join(f"x{k}: &x{k} [*x{k - 1}]\n" for k in range(1, 100))
+    problem = one_problem(text)
+    limit = limits.YAML_DEPTH.value
+    assert problem.line == line_no(text, f"x{limit}: ")
+    assert f"more than {limit} levels" in problem.message
+
+
+def test_a_recursion_error_is_still_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With the limit raised far beyond what the recursive composer can take.
+    monkeypatch.setenv("ARTGRAPH_MAX_YAML_DEPTH", "100000")
+    problem = one_problem("a: " + "[" * 900 + "]" * 900 + "\n")
+    assert "nested too deeply" in problem.message
+    assert "ARTGRAPH_MAX_YAML_DEPTH" in problem.hint
+
+
+def test_deep_nesting_is_a_graph_error_from_load_graph(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("artgraph: 1\nnodes:\n  a: " + "{b: " * 500 + "1" + "}" * 500 + "\n")
+    with pytest.raises(GraphError) as info:
+        artgraph.load_graph(path, validate=False)
+    (problem,) = info.value.problems
+    assert str(problem).startswith(f"{path}:3: ")
+
+
+def big_graph(nodes: int) -> str:
+    lines = ["artgraph: 1", "name: big", "nodes:", "  n0:", "    type: t.source", "    params: {value: 1}"]
+    for k in range(1, nodes):
+        lines += [f"  n{k}:", "    type: t.add", f"    inputs: {{a: n{k - 1}}}", "    params: {b: 1}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_large_graph_without_aliases_is_not_refused(tmp_path: Path, registry: artgraph.Registry) -> None:
+    # ~200,000 values: more than the old bound on expanded size, though no alias adds any.
+    text = big_graph(18_000)
+    path = tmp_path / "big.yaml"
+    path.write_text(text)
+    graph = artgraph.load_graph(path, registry=registry, validate=False)
+    plan = graph.plan(out_dir=tmp_path / "out")
+    assert len(plan.nodes) == 18_000
+    assert plan.nodes["n17999"].line == line_no(text, "n17999:")
+
+
+def test_the_alias_bound_counts_only_what_aliases_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 'a' is 4 values (a list of 3); each of the 3 aliases adds those 4 again: 12 added.
+    text = "a: &a [1, 2, 3]\nb: [*a, *a, *a]\n"
+    monkeypatch.setenv("ARTGRAPH_MAX_ALIAS_VALUES", "12")
+    assert load_yaml(text, "g.yaml") == ({"a": [1, 2, 3], "b": [[1, 2, 3]] * 3}, [])
+    monkeypatch.setenv("ARTGRAPH_MAX_ALIAS_VALUES", "11")
+    problem = one_problem(text)
+    assert problem.line == 2
+    assert "more than 11 values" in problem.message
+    assert "ARTGRAPH_MAX_ALIAS_VALUES" in problem.hint
+
+
+def test_a_recursive_alias_in_a_mapping_is_refused() -> None:
+    problem = one_problem("a: &x {b: *x}\n")
+    assert "recursive alias" in problem.message
+
+
+def test_text_over_the_size_limit_is_refused_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTGRAPH_MAX_GRAPH_BYTES", "1000")
+    fits = "a: '" + "x" * 994 + "'\n"  # 1000 bytes
+    assert load_yaml(fits, "g.yaml")[1] == []
+    # One character more, or one two-byte character instead of an 'x': over.
+    for text in (fits + " ", fits.replace("x", "é", 1)):
+        problem = one_problem(text)
+        assert problem.line is None
+        assert "1,001 bytes" in problem.message and "1,000 bytes" in problem.message
+        assert "ARTGRAPH_MAX_GRAPH_BYTES" in problem.hint
+    # Broken YAML over the limit is refused for its size, without being parsed.
+    assert "too large" in one_problem("[" * 2000).message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("a: 1\nb: 2001-02-30\n", 2, "'2001-02-30' is not a valid timestamp"),
+        ("a: !!int abc\n", 1, "'abc' is not a valid int"),
+        ("a: !!float ''\n", 1, "'' is not a valid float"),
+        ("a: !!timestamp x\n", 1, "'x' is not a valid timestamp"),
+        ("a: !!bool maybe\n", 1, "'maybe' is not a valid bool"),
+        ("a: 0x_\n", 1, "'0x_' is not a valid int"),
+        ("a: 1\nb: c\x00\n", 2, "#x0000 is not allowed"),
+        ("a: 1\nb: '\ud800'\n", 2, "not valid Unicode"),
+    ],
+)
+def test_values_yaml_cannot_build_are_problems_at_their_line(text: str, line: int, words: str) -> None:
+    problem = one_problem(text)
+    assert problem.line == line
+    assert words in problem.message
+
+
+def test_a_graph_file_over_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from artgraph import GraphError, default_registry, load_graph
+
+    registry = default_registry()  # entry points are read with Path.read_text too
+    big = tmp_path / "big.yaml"
+    big.write_text("artgraph: 1\n" + "# padding\n" * 20)
+    monkeypatch.setenv("ARTGRAPH_MAX_GRAPH_BYTES", "100")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr(Path, "read_text", never)
+    with pytest.raises(GraphError) as info:
+        load_graph(big, registry=registry)
+    assert "too large to be a graph (212 bytes; the limit is 100 bytes)" in str(info.value)
