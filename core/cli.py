@@ -290,6 +290,7 @@ def _run(args: argparse.Namespace) -> int:
         if found is not None:
             raise _suggest_base(exc, found, graph.spec.base_dir) from None
         raise
+    _folder_arg("--out", args.out, create=True)  # the graph is valid: make the folder, see it is writable
     if found is not None:
         # A graph from a file someone handed over: say what it will touch first.
         # Its paths are printed escaped: they come from the PNG, not from the user.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import ArtgraphError
+from .files import atomic_path
 from .plan import Plan
 
 
@@ -42,12 +43,16 @@ def write_drawing(plan: Plan, path: str) -> None:
             for w in wire if isinstance(wire, list) else [wire]:
                 dot.add_edge(pydot.Edge(f'"{w.src}"', f'"{node.id}"', label=f'"{w.output} -> {name}"'))
     if suffix == ".dot":
-        Path(path).write_text(dot.to_string())
-        return
+        data = dot.to_string().encode()
+    else:
+        try:
+            data = dot.create(format=suffix[1:])
+        except (FileNotFoundError, OSError, AssertionError) as exc:
+            raise ArtgraphError(
+                f"drawing {suffix} needs Graphviz's 'dot' program ({exc}); install graphviz or write a .dot file"
+            ) from None
     try:
-        data = dot.create(format=suffix[1:])
-    except (FileNotFoundError, OSError, AssertionError) as exc:
-        raise ArtgraphError(
-            f"drawing {suffix} needs Graphviz's 'dot' program ({exc}); install graphviz or write a .dot file"
-        ) from None
-    Path(path).write_bytes(data)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        raise ArtgraphError(f"cannot write {path}: {exc.strerror or exc}") from None

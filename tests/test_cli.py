@@ -547,3 +547,23 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path):
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=120) == 0, err
         assert err == "", err
+
+
+def test_an_out_folder_that_cannot_be_made_is_a_problem_before_anything_runs(
+    tmp_path: Path, quick: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, _, err = main_in_process(capsys, "run", str(quick), "--out", "/proc/artgraph-out", "--no-cache")
+    assert code == 2
+    assert "--out: cannot create the folder '/proc/artgraph-out'" in err
+
+
+def test_show_draws_into_a_new_folder_and_reports_an_unwritable_one(
+    tmp_path: Path, quick: Path, capsys: pytest.CaptureFixture[str]
+):
+    pytest.importorskip("pydot")
+    target = tmp_path / "drawings" / "deep" / "g.dot"
+    code, _, _ = main_in_process(capsys, "show", str(quick), "-o", str(target))
+    assert code == 0 and target.read_text().startswith("digraph")
+    code, _, err = main_in_process(capsys, "show", str(quick), "-o", "/proc/artgraph.dot")
+    assert code == 1
+    assert "cannot write /proc/artgraph.dot" in err and "internal error" not in err
