@@ -161,6 +161,7 @@ def execute(
         for wire in nodes[node_id].sources():
             consumers[wire.src] = consumers.get(wire.src, 0) + 1
     readers = _readers(plan)
+    written: dict[str, str] = {}  # file -> the node that wrote it in this run
 
     failed: set[str] = set()
     total = len(to_run)
@@ -193,7 +194,7 @@ def execute(
             if node.spec.wants_ctx:
                 kwargs["ctx"] = ctx
             protected = [p for p, who in readers.items() if who != {node_id}]
-            with confine_writes(plan.out_dir, protected):
+            with confine_writes(plan.out_dir, protected, owner=node_id, written=written):
                 result = node.spec.normalise_outputs(node.spec.callable()(**kwargs))
             _check_outputs(node, result, device)
         except Exception as exc:

@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import NodeError
@@ -88,10 +88,13 @@ def remove_stale_temps(folder: Path, prefix: str = ".") -> int:
 
 @dataclass(frozen=True)
 class WriteGuard:
-    """Where a running graph may write: under ``root``, never onto ``protected`` files."""
+    """Where a running node may write: under ``root``, never onto ``protected`` files, nor
+    onto a file another node of the same run wrote (``written``, shared by the run)."""
 
     root: str
     protected: frozenset[str] = frozenset()
+    owner: str = ""
+    written: dict[str, str] = field(default_factory=dict)
 
     def check(self, target: Path) -> None:
         real = os.path.realpath(target)
@@ -104,15 +107,36 @@ class WriteGuard:
             raise NodeError(f"refusing to overwrite {target}: this graph reads that file; write the result elsewhere")
         if os.path.isdir(real):
             raise NodeError(f"refusing to write {target}: it is a folder; name a file inside it")
+        other = self.written.get(real)
+        if other is not None and other != self.owner:
+            raise NodeError(
+                f"refusing to write {target}: node '{other}' wrote that file earlier in this run; "
+                "give each node its own file name"
+            )
+
+    def record(self, target: Path) -> None:
+        self.written[os.path.realpath(target)] = self.owner
 
 
 _GUARD: ContextVar[WriteGuard | None] = ContextVar("artgraph_write_guard", default=None)
 
 
 @contextlib.contextmanager
-def confine_writes(root: str | os.PathLike[str], protected: Iterable[str] = ()) -> Iterator[WriteGuard]:
-    """Within this block, :func:`atomic_path` writes only under ``root`` and never to ``protected``."""
-    guard = WriteGuard(os.path.realpath(root), frozenset(os.path.realpath(p) for p in protected))
+def confine_writes(
+    root: str | os.PathLike[str],
+    protected: Iterable[str] = (),
+    *,
+    owner: str = "",
+    written: dict[str, str] | None = None,
+) -> Iterator[WriteGuard]:
+    """Within this block, :func:`atomic_path` writes only under ``root``, never to
+    ``protected``, and never to a file that another owner recorded in ``written``."""
+    guard = WriteGuard(
+        os.path.realpath(root),
+        frozenset(os.path.realpath(p) for p in protected),
+        owner,
+        written if written is not None else {},
+    )
     token = _GUARD.set(guard)
     try:
         yield guard
@@ -144,6 +168,8 @@ def atomic_path(path: str | os.PathLike[str], *, confined: bool = True) -> Itera
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+        if confined and guard is not None:
+            guard.record(target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -76,18 +76,27 @@ class PortType:
 # --- literal parsers -------------------------------------------------------
 
 
+#: Int literals fit a signed 64-bit integer: nothing downstream (PyTorch, NumPy, seeds) takes more.
+INT_LIMIT = 2**63
+
+
 def _int(t: PortType, raw: object) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise TypeCheckError(f"expected a whole number (Int), got {_show(raw)}")
+    if not -INT_LIMIT <= raw < INT_LIMIT:
+        raise TypeCheckError(f"{_show(raw)} does not fit in 64 bits (Int is at most {INT_LIMIT - 1:,})")
     return raw
 
 
 def _float(t: PortType, raw: object) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise TypeCheckError(f"expected a number (Float), got {_show(raw)}")
-    value = float(raw)
-    if math.isnan(value):
-        raise TypeCheckError("expected a number (Float), got NaN")
+    try:
+        value = float(raw)
+    except OverflowError:
+        raise TypeCheckError(f"{_show(raw)} is too large for a Float") from None
+    if not math.isfinite(value):
+        raise TypeCheckError(f"expected a finite number (Float), got {'NaN' if math.isnan(value) else value}")
     return value
 
 

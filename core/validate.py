@@ -154,34 +154,39 @@ class _Checker:
             return None
 
     def check_files(self, planned: dict[str, PlannedNode]) -> None:
-        """No node writes a file another node reads, and no two nodes write the same file."""
+        """No node writes a file another node reads, and no two nodes write the same file.
+
+        Two *defaults* that coincide are let through: two searches in one graph share
+        the default checkpoint path, and most runs write no checkpoint at all. Should
+        both really write it, the executor refuses the second write (files.WriteGuard)."""
         readers: dict[str, str] = {}
         for node in planned.values():
             for path in node.reads:
                 readers.setdefault(os.path.realpath(path), node.id)
-        writers: dict[str, str] = {}
+        writers: dict[str, tuple[str, bool]] = {}  # real path -> (node, whether the path was given)
         for node in planned.values():
             decl = self.spec.nodes[node.id]
             for name in node.out_files:
-                real = os.path.realpath(node.params[name])
-                reader = readers.get(real)
+                path, given = node.params[name], name in decl.params
+                real = os.path.realpath(path)
+                what = f"param '{name}'" + ("" if given else f" (its default, {path})")
+                reader, other = readers.get(real), writers.get(real)
                 if reader is not None and reader != node.id:
                     self.add_param(
                         decl,
                         name,
-                        f"param '{name}': {node.params[name]} is read by node '{reader}'; "
-                        "a run never overwrites its own inputs",
+                        f"{what}: {path} is read by node '{reader}'; a run never overwrites its own inputs",
                         "write the result under another name, or choose another --out",
                     )
-                elif real in writers:
+                elif other is None:
+                    writers[real] = (node.id, given)
+                elif given or other[1]:
                     self.add_param(
                         decl,
                         name,
-                        f"param '{name}': node '{writers[real]}' writes the same file {node.params[name]}",
+                        f"{what}: node '{other[0]}' writes the same file {path}",
                         "give each node its own file name",
                     )
-                else:
-                    writers[real] = node.id
 
     # -- wires ------------------------------------------------------------
 

@@ -450,7 +450,7 @@ def _check_anneal(params: dict[str, object]) -> list[tuple[str, str]]:
         "t_start": Param(FloatT, 0.01, min=0.0, description="starting temperature, relative to the first score"),
         "t_end": Param(FloatT, 1e-5, min=0.0, description="final temperature, relative to the first score"),
         "schedule": Param(Str, "exponential", choices=SCHEDULES),
-        "batch": Param(Int, 8, min=1, description="neighbours scored per step (the best one is proposed)"),
+        "batch": Param(Int, 8, min=1, max=100_000, description="neighbours scored per step (the best one is proposed)"),
         "sigma": Param(FloatT, 0.1, min=0.0, max=1.0, description="size of a move: std of the change to one shape"),
         "seed": Param(Int, 0, min=0),
         **_CHECKPOINT_PARAMS,

@@ -135,7 +135,7 @@ def _relax(ctx: Context, weight: torch.Tensor, points: np.ndarray, iterations: i
     inputs={"image": Input(Image, description="the picture to stipple (the first image of the batch)")},
     params={
         "count": Param(Int, 1000, min=3, max=20_000, description="how many points"),
-        "seed": Param(Int, 0, description="random seed of the point draw"),
+        "seed": Param(Int, 0, min=0, description="random seed of the point draw"),
         "invert": Param(Bool, False, description="false: dark areas get more points; true: light areas"),
         "relax": Param(Int, 10, min=0, max=1000, description="weighted Lloyd iterations that spread points evenly"),
         "gamma": Param(FloatT, 2.0, min=0.1, max=10.0, description="contrast: points follow darkness ** gamma"),

@@ -134,7 +134,7 @@ TYPES = [Points, TourT]
         "beta": Param(FloatT, 3.0, min=0.0, max=20.0, description="distance influence (short edges)"),
         "rho": Param(FloatT, 0.1, min=0.0, max=1.0, description="pheromone evaporation per iteration"),
         "two_opt": Param(Bool, True, description="polish each iteration's best tour and the final tour with 2-opt"),
-        "seed": Param(Int, 0, description="random seed; the same seed gives the same tour"),
+        "seed": Param(Int, 0, min=0, description="random seed; the same seed gives the same tour"),
     },
     outputs={
         "tour": TourT,

@@ -123,7 +123,22 @@ ODD_TEXT = [
 ]
 #: Nesting around the limit (64), where recursion gave out (~500) and libyaml's own bound (1000).
 DEPTHS = [63, 64, 65, 300, 500, 999, 1000, 1001, 3000]
-HUGE = [10**30, -(10**30), 2**63, 2**64 + 1, 1e308, -1e308, 5e-324, float("inf"), float("-inf"), float("nan"), 0, -1]
+HUGE = [
+    10**30,
+    -(10**30),
+    2**63,
+    2**64 + 1,
+    10**400,
+    -(10**400),
+    1e308,
+    -1e308,
+    5e-324,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    0,
+    -1,
+]
 
 scalars = st.one_of(
     st.none(),

@@ -573,6 +573,31 @@ def test_float_param_refuses_nan(tmp_path: Path, png: Path) -> None:
     assert "NaN" in problem.message
 
 
+@pytest.mark.parametrize(
+    ("literal", "words"),
+    [
+        (".inf", "expected a finite number (Float), got inf"),
+        ("-.inf", "expected a finite number (Float), got -inf"),
+        ("1" + "0" * 400, "is too large for a Float"),
+    ],
+)
+def test_float_param_refuses_what_is_not_a_finite_float(tmp_path: Path, png: Path, literal: str, words: str) -> None:
+    path, text = write(tmp_path, f"artgraph: 1\nnodes:\n  f:\n    type: vt.float\n    params: {{value: {literal}}}\n")
+    problem = only_problem(problems_of(path))
+    check(problem, path, line_no(text, "value:"), "f")
+    assert words in problem.message
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 10**30])
+def test_int_params_fit_in_64_bits(tmp_path: Path, png: Path, value: int) -> None:
+    path, text = write(
+        tmp_path, f"artgraph: 1\nnodes:\n  a:\n    type: image.load\n    params: {{path: in.png, size: {value}}}\n"
+    )
+    problem = only_problem(problems_of(path))
+    check(problem, path, line_no(text, "size:"), "a")
+    assert "does not fit in 64 bits" in problem.message
+
+
 def test_param_not_among_the_choices(tmp_path: Path, png: Path) -> None:
     path, text = write(
         tmp_path,

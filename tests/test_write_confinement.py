@@ -248,3 +248,39 @@ def test_names_from_a_graph_cannot_drive_the_terminal(reg, tmp_path):
     result = graph.run(device="cpu", cache=False, out_dir=tmp_path, raise_on_failure=False)
     error = result.nodes["b"].error or ""
     assert "\x1b" not in error and "\x07" not in error and "\\x1b]0;owned" in error
+
+
+def test_two_searches_may_share_a_default_checkpoint_but_not_write_it_both(tmp_path, tiny_png):
+    (tmp_path / "photo.png").write_bytes(tiny_png.read_bytes())
+    spec = {
+        "artgraph": 1,
+        "nodes": {
+            "photo": {"type": "image.load", "params": {"path": "photo.png"}},
+            "shapes": {"type": "genome.triangles", "params": {"count": 3}},
+            "likeness": {"type": "objective.pixel", "inputs": {"target": "photo.image"}},
+            "ga": {
+                "type": "evolve.genetic",
+                "inputs": {"genome": "shapes.genome", "objective": "likeness.objective"},
+                "params": {"population": 6, "generations": 2, "size": 8},
+            },
+            "sa": {
+                "type": "evolve.anneal",
+                "inputs": {"genome": "shapes.genome", "objective": "likeness.objective"},
+                "params": {"steps": 2, "size": 8},
+            },
+        },
+    }
+    graph = load_graph(spec, base_dir=tmp_path)  # both default to checkpoints/evolve.safetensors: valid
+    assert graph.run(device="cpu", cache=False, out_dir=tmp_path / "out").ok
+    both = graph.run(
+        device="cpu",
+        cache=False,
+        out_dir=tmp_path / "out",
+        overrides={"ga.checkpoint_every": 1, "sa.checkpoint_every": 1},
+        raise_on_failure=False,
+    )
+    assert both.nodes["ga"].status == "executed"
+    assert "node 'ga' wrote that file earlier in this run" in (both.nodes["sa"].error or "")
+    with pytest.raises(GraphError) as exc:
+        graph.plan({"sa.checkpoint": "checkpoints/evolve.safetensors"}, out_dir=tmp_path / "out")
+    assert "node 'ga' writes the same file" in _problems(exc)
