@@ -49,8 +49,8 @@ from .types import Objective as ObjectiveType
 if TYPE_CHECKING:
     from .api import Graph, load_graph, process_cache
     from .cache import Cache
-    from .executor import RunResult
     from .plugins import Registry, build_registry, default_registry
+    from .result import RunResult
 
 __version__ = "0.1.0"
 
@@ -61,7 +61,7 @@ _LAZY = {
     "Graph": ("api", "Graph"),
     "process_cache": ("api", "process_cache"),
     "Cache": ("cache", "Cache"),
-    "RunResult": ("executor", "RunResult"),
+    "RunResult": ("result", "RunResult"),
     "Registry": ("plugins", "Registry"),
     "default_registry": ("plugins", "default_registry"),
     "build_registry": ("plugins", "build_registry"),

@@ -287,12 +287,17 @@ class Cache:
     def get(self, key: str, device: str) -> dict[str, Any] | None:
         """The values of ``key`` from memory, else from disk; :class:`CacheDamaged` when
         the disk entry was damaged (it is gone then, so the caller recomputes)."""
+        return self.lookup(key, device)[0]
+
+    def lookup(self, key: str, device: str) -> tuple[dict[str, Any] | None, bool]:
+        """Like :meth:`get`, and whether the values came from disk (for the run report)."""
         found = self.memory.get(key)
-        if found is None and self.disk is not None:
-            found = self.disk.get(key, device)
-            if found is not None:
-                self.memory.put(key, found)
-        return found
+        if found is not None or self.disk is None:
+            return found, False
+        found = self.disk.get(key, device)
+        if found is not None:
+            self.memory.put(key, found)
+        return found, found is not None
 
     def put(self, key: str, node_type: str, values: dict[str, Any], types: dict[str, PortType]) -> None:
         """Keep ``values``; an error writing the disk copy propagates (the memory copy stays)."""

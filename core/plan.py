@@ -27,12 +27,14 @@ class PlannedNode:
     spec: NodeSpec
     #: Literal params with defaults filled in and file paths made absolute.
     params: dict[str, Any]
-    #: input or wired-param name -> one wire, or a list of wires for list inputs.
-    wires: dict[str, Wire | list[Wire]]
+    #: input or wired-param name -> its wires: one, or several for an input written as a list.
+    wires: dict[str, list[Wire]]
     #: absolute paths of files the node reads (fingerprinted into its cache key).
     reads: list[str] = field(default_factory=list)
     #: output-file params -> their path relative to the output folder (what keys the cache).
     out_files: dict[str, str] = field(default_factory=dict)
+    #: inputs written as a list in the graph: the node gets the list of their values.
+    listed: set[str] = field(default_factory=set)
     line: int | None = None
     _sources: list[Wire] | None = field(default=None, repr=False)
     _identity: str | None = field(default=None, repr=False)
@@ -40,13 +42,7 @@ class PlannedNode:
     def sources(self) -> list[Wire]:
         """Every wire into this node, flattened (computed once: plans are reused)."""
         if self._sources is None:
-            out: list[Wire] = []
-            for w in self.wires.values():
-                if isinstance(w, list):
-                    out.extend(w)
-                else:
-                    out.append(w)
-            self._sources = out
+            self._sources = [w for wires in self.wires.values() for w in wires]
         return self._sources
 
     def key_params(self) -> dict[str, Any]:

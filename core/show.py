@@ -15,8 +15,7 @@ def render_text(plan: Plan) -> str:
     for node in plan.nodes.values():
         flag = " [output]" if node.spec.output_node else ""
         lines.append(f"  {node.id}: {node.spec.type_name}{flag}")
-        for name, wire in node.wires.items():
-            wires = wire if isinstance(wire, list) else [wire]
+        for name, wires in node.wires.items():
             lines.append(f"    {name} <- {', '.join(f'{w.src}.{w.output}' for w in wires)}")
         for name, value in node.params.items():
             if value is not None and value != node.spec.params[name].default:
@@ -39,8 +38,8 @@ def write_drawing(plan: Plan, path: str) -> None:
         label = f"{node.id}\\n{node.spec.type_name}"
         dot.add_node(pydot.Node(f'"{node.id}"', label=f'"{label}"', shape=shape))
     for node in plan.nodes.values():
-        for name, wire in node.wires.items():
-            for w in wire if isinstance(wire, list) else [wire]:
+        for name, wires in node.wires.items():
+            for w in wires:
                 dot.add_edge(pydot.Edge(f'"{w.src}"', f'"{node.id}"', label=f'"{w.output} -> {name}"'))
     if suffix == ".dot":
         data = dot.to_string().encode()

@@ -209,12 +209,13 @@ class _Checker:
                 wires = [self._wire(decl, name, r, dst.element, planned, line) for r in refs]
                 if all(w is not None for w in wires):
                     node.wires[name] = [w for w in wires if w is not None]
+                    node.listed.add(name)
                 if not refs:
                     self.add(decl, line, f"input '{name}' is an empty list", "list at least one NODE.OUTPUT")
             else:
                 wire = self._wire(decl, name, refs, dst, planned, line)
                 if wire is not None:
-                    node.wires[name] = wire
+                    node.wires[name] = [wire]
 
     def _wire(
         self, decl: NodeDecl, name: str, ref: Ref, dst: Any, planned: dict[str, PlannedNode], line: int | None

@@ -321,3 +321,38 @@ def test_cached_inputs_survive_eviction_during_the_run(registry):
     result = graph.run(device="cpu", cache=cache, overrides={"a9.b": 100})
     assert result.ok
     assert result["total.out"] == 10 + 45 - 9 + 100
+
+
+def test_a_nodes_check_runs_on_wired_params_too(calls):
+    from artgraph import Int, Param, node
+    from artgraph.plugins import build_registry
+    from tests.conftest import _Pack
+
+    def ordered(params):
+        if params["low"] >= params["high"]:
+            yield ("'low' must be below 'high'", "swap them")
+
+    @node("h.range", params={"low": Param(Int, 0), "high": Param(Int, 10)}, outputs={"out": Int}, check=ordered)
+    def span(low: int, high: int) -> int:  # trusts its check: no copy of it here
+        return high - low
+
+    class Pack:
+        @artgraph.hookimpl
+        def artgraph_register_nodes(self) -> list[object]:
+            return [span]
+
+    registry = build_registry(plugins=[("testpack", "artgraph-tests", _Pack()), ("range", "range-tests", Pack())])
+    spec = {
+        "artgraph": 1,
+        "nodes": {
+            "n": {"type": "t.source", "params": {"value": 50}},
+            "r": {"type": "h.range", "inputs": {"low": "n"}, "params": {"high": 10}},
+        },
+    }
+    with pytest.raises(artgraph.GraphError):  # written, the check runs at validation
+        load_graph({**spec, "nodes": {"r": {"type": "h.range", "params": {"low": 50}}}}, registry=registry)
+    result = load_graph(spec, registry=registry).run(device="cpu", cache=False, raise_on_failure=False)
+    assert result.nodes["r"].status == "failed"
+    assert result.nodes["r"].error == "h.range: 'low' must be below 'high'"
+    ok = load_graph(spec, registry=registry).run(device="cpu", cache=False, overrides={"n.value": 3})
+    assert ok["r.out"] == 7
