@@ -190,11 +190,14 @@ class _Run:
     def call(self, node: PlannedNode) -> dict[str, Any]:
         """Gather the node's arguments, call it with writes confined to --out, check what it returned."""
         kwargs = self.gather(node)
+        seed = _seed(kwargs, self.keys[node.id])
+        if node.spec.seeded and not node.spec.takes_seed:
+            del kwargs["seed"]  # declared for the context's generator, not for the function
         ctx = Context(
             node.id,
             node.spec.type_name,
             device=self.device,
-            seed=_seed(kwargs, self.keys[node.id]),
+            seed=seed,
             progress=self.progress,
             provenance=self.provenance,
         )

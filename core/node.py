@@ -68,6 +68,12 @@ class Param:
     file: Literal["input", "output"] | None = None
     #: Words a ``file`` param also accepts as they are, not as paths (``weights: auto``).
     keywords: tuple[str, ...] = ()
+    #: Endings a path must have (``(".gif",)``), compared without regard to case.
+    suffixes: tuple[str, ...] = ()
+    #: A rule the value must follow, written once and shared by the params it fits
+    #: (a colour, say): returns a message saying what is wrong, or None. It sees
+    #: literal and wired values alike.
+    rule: Callable[[object], str | None] | None = field(default=None, compare=False)
 
     @property
     def required(self) -> bool:
@@ -82,7 +88,16 @@ class Param:
         return value
 
     def check_bounds(self, value: object) -> None:
-        """Check min/max/choices of an already-typed value (literal or wired)."""
+        """Check min/max/choices, suffixes and the rule of an already-typed value (literal or wired)."""
+        if value is None and self.default is None:
+            return
+        if self.suffixes and isinstance(value, str) and value not in self.keywords:
+            if not value.lower().endswith(self.suffixes):
+                raise TypeCheckError(f"'{value}' should end in {' or '.join(self.suffixes)}")
+        if self.rule is not None and value not in self.keywords:
+            broken = self.rule(value)
+            if broken:
+                raise TypeCheckError(broken)
         if self.choices is not None and value not in self.choices:
             options = ", ".join(repr(c) for c in self.choices)
             raise TypeCheckError(f"{value!r} is not one of the choices: {options}")
@@ -99,12 +114,16 @@ class Param:
         out: dict[str, object] = {"type": self.type.name, "required": self.required}
         if not self.required:
             out["default"] = self.default
-        for key in ("min", "max", "description", "file", "keywords"):
+        for key in ("min", "max", "description", "file", "keywords", "suffixes"):
             if getattr(self, key) not in (None, "", ()):
                 out[key] = getattr(self, key)
         if self.choices is not None:
             out["choices"] = list(self.choices)
         return out
+
+
+#: The param ``seeded=True`` declares.
+SEED_PARAM = Param(Int, 0, min=0, description="random seed: the same seed gives the same result")
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,10 @@ class NodeSpec:
     output_node: bool = False
     check: CheckFn | None = None
     wants_ctx: bool = False
+    #: The node declared ``seeded=True``: its ``seed`` param seeds ``ctx.rng``.
+    seeded: bool = False
+    #: Whether the function takes ``seed`` itself (a seeded node may use only ``ctx.rng``).
+    takes_seed: bool = True
     #: Filled in when a plugin registers the node.
     plugin: str = ""
     distribution: str = ""
@@ -207,6 +230,7 @@ def node(
     deterministic: bool = True,
     output_node: bool = False,
     check: CheckFn | None = None,
+    seeded: bool = False,
 ) -> Callable[[Callable[..., object]], Callable[..., object]]:
     """Declare a function (or class) as an artgraph node.
 
@@ -214,8 +238,14 @@ def node(
     ``ctx`` (the :class:`~artgraph.Context`) if it has a parameter of that name.
     It returns the single output's value, a tuple in output order, or a dict.
     Bump ``version`` whenever the node's results change for the same inputs:
-    the version is part of the cache key. ``check`` receives the literal params
-    and yields messages for combinations that are invalid (validated up front).
+    the version is part of the cache key. ``check`` receives the params and
+    yields messages for combinations that are invalid: validated up front for
+    literal params, and by the executor when some are wired from other nodes, so
+    the function itself never re-checks. ``seeded=True`` declares a ``seed``
+    param (whole number, default 0) that seeds ``ctx.rng``: the same seed gives
+    the same result; the function takes ``seed`` only if it needs the number.
+    A param's default is declared once, in its :class:`Param`: a function
+    default that differs from it is refused.
     """
 
     def decorate(fn: Callable[..., object]) -> Callable[..., object]:
@@ -231,6 +261,7 @@ def node(
             deterministic,
             output_node,
             check,
+            seeded,
         )
         fn.__artgraph_node__ = spec  # type: ignore[attr-defined]
         return fn
@@ -260,6 +291,7 @@ def _build_spec(
     deterministic: bool,
     output_node: bool,
     check: CheckFn | None,
+    seeded: bool = False,
 ) -> NodeSpec:
     where = f"node '{type_name}'"
     if not _TYPE_NAME.match(type_name):
@@ -272,6 +304,10 @@ def _build_spec(
     for name in [*ins, *prs, *outs]:
         if not _PORT_NAME.match(name):
             raise PluginError(f"{where}: '{name}' is not a valid port or param name")
+    if seeded:
+        if "seed" in prs and (prs["seed"].type is not Int or prs["seed"].required):
+            raise PluginError(f"{where}: seeded=True declares 'seed' itself; remove the other declaration")
+        prs.setdefault("seed", SEED_PARAM)
     clash = set(ins) & set(prs)
     if clash:
         raise PluginError(f"{where}: {sorted(clash)} declared both as input and param")
@@ -283,6 +319,9 @@ def _build_spec(
                 p.check(p.default)
             except TypeCheckError as exc:
                 raise PluginError(f"{where}: default of param '{pname}': {exc}") from None
+        for ending in p.suffixes:
+            if p.type.name not in ("Path", "Str") or not ending.startswith("."):
+                raise PluginError(f"{where}: param '{pname}': suffixes are endings of a Path or Str, like '.png'")
         if (
             (p.min is not None or p.max is not None)
             and p.type not in (Int, Float)
@@ -294,9 +333,18 @@ def _build_spec(
     sig = inspect.signature(target)
     accepted = set(sig.parameters)
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    missing = [n for n in [*ins, *prs] if n not in accepted and not var_kw]
+    missing = [n for n in [*ins, *prs] if n not in accepted and not var_kw and not (seeded and n == "seed")]
     if missing:
         raise PluginError(f"{where}: the function does not accept {missing}")
+    for pname, p in prs.items():
+        declared = sig.parameters.get(pname)
+        if declared is None or declared.default is inspect.Parameter.empty or p.required:
+            continue
+        if _as_lists(declared.default) != _as_lists(p.default):
+            raise PluginError(
+                f"{where}: param '{pname}' defaults to {p.default!r} in its Param but to {declared.default!r} "
+                "in the function; declare the default once (in the Param) and drop the function's, or make them equal"
+            )
     doc = inspect.getdoc(fn) or ""
     return NodeSpec(
         type_name=type_name,
@@ -311,4 +359,13 @@ def _build_spec(
         output_node=output_node,
         check=check,
         wants_ctx="ctx" in accepted,
+        seeded=seeded,
+        takes_seed="seed" in accepted or var_kw,
     )
+
+
+def _as_lists(value: object) -> object:
+    """Tuples as lists: ``(0.0, 0.9)`` is the immutable spelling of a ``[0.0, 0.9]`` default."""
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(v) for v in value]
+    return value

@@ -283,6 +283,8 @@ class _Checker:
 
 
 def _fix_hint(param: Param) -> str:
+    if param.suffixes:
+        return f"give a {param.type.name} ending in {' or '.join(param.suffixes)}"
     if param.choices is not None:
         return "choose one of: " + ", ".join(repr(c) for c in param.choices)
     bounds = []

@@ -142,3 +142,120 @@ def test_plugin_types_connect_through_declared_parents():
     palette = artgraph.PortType("Palette", parents=("Tensor",))
     assert can_connect(palette, Tensor)
     assert not can_connect(palette, Image)
+
+
+# -- declarative constraints, seeds and defaults declared once --------------------------------
+
+
+def _colour(value: object) -> str | None:
+    return None if value in ("red", "white") else f"'{value}' is not a colour I know (red, white)"
+
+
+@node(
+    "x.paint",
+    params={
+        "path": Param(artgraph.Path, "out.gif", suffixes=(".gif",)),
+        "ink": Param(Str, "red", rule=_colour),
+        "paper": Param(Str, "white", rule=_colour),
+    },
+    outputs={"out": Str},
+)
+def paint(path: str, ink: str, paper: str) -> str:
+    return f"{ink} on {paper} to {path}"
+
+
+@node("x.noise", seeded=True, outputs={"out": Tensor})
+def noise(ctx: artgraph.Context) -> object:
+    import torch
+
+    return torch.rand(3, generator=ctx.rng)
+
+
+@node("x.count", seeded=True, params={"n": Param(Int, 2)}, outputs={"out": Int})
+def count(n: int, seed: int) -> int:
+    return n + seed
+
+
+@node("x.name", params={"text": Param(Str)}, outputs={"out": Str})
+def name(text: str) -> str:
+    return text
+
+
+class _Paints:
+    @artgraph.hookimpl
+    def artgraph_register_nodes(self) -> list[object]:
+        return [paint, noise, count, name]
+
+
+@pytest.fixture
+def paints() -> artgraph.Registry:
+    return build_registry(plugins=[("paints", "paint-tests", _Paints())])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"path": "movie.mp4"}, "param 'path': 'movie.mp4' should end in .gif"),
+        ({"ink": "blue"}, "param 'ink': 'blue' is not a colour I know"),
+        ({"paper": "mauve"}, "param 'paper': 'mauve' is not a colour I know"),
+    ],
+)
+def test_suffixes_and_rules_are_checked_on_literals(paints, params, message):
+    graph = artgraph.load_graph(
+        {"artgraph": 1, "nodes": {"p": {"type": "x.paint", "params": params}}}, registry=paints, validate=False
+    )
+    with pytest.raises(artgraph.GraphError) as info:
+        graph.plan()
+    assert message in str(info.value)
+
+
+def test_suffixes_and_rules_are_checked_on_wired_values(paints, tmp_path):
+    spec = {
+        "artgraph": 1,
+        "nodes": {
+            "n": {"type": "x.name", "params": {"text": "blue"}},
+            "p": {"type": "x.paint", "inputs": {"ink": "n"}},
+        },
+    }
+    result = artgraph.load_graph(spec, registry=paints).run(cache=False, out_dir=tmp_path, raise_on_failure=False)
+    assert result.nodes["p"].error == "x.paint: wired param 'ink': 'blue' is not a colour I know (red, white)"
+    assert artgraph.spec_of(paint).describe()["params"]["path"]["suffixes"] == [".gif"] or (
+        artgraph.spec_of(paint).describe()["params"]["path"]["suffixes"] == (".gif",)
+    )
+
+
+def test_seeded_declares_the_seed_and_seeds_the_context(paints):
+    spec = artgraph.spec_of(noise)
+    assert spec.seeded and spec.params["seed"].default == 0 and spec.params["seed"].min == 0
+    graph = artgraph.load_graph({"artgraph": 1, "nodes": {"r": {"type": "x.noise"}}}, registry=paints)
+    first = graph.run(cache=False)["r.out"]
+    again = graph.run(cache=False)["r.out"]
+    other = graph.run(cache=False, overrides={"r.seed": 7})["r.out"]
+    assert first.tolist() == again.tolist() and first.tolist() != other.tolist()
+    counted = artgraph.load_graph(
+        {"artgraph": 1, "nodes": {"c": {"type": "x.count", "params": {"seed": 5}}}}, registry=paints
+    )
+    assert counted.run(cache=False)["c.out"] == 7  # a seeded function may still take the number
+
+
+def test_a_seed_param_is_only_a_seed_when_declared_so(paints):
+    @node("x.plain", params={"seed": Param(Int, 0)}, outputs={"out": Int})
+    def plain(ctx: artgraph.Context, seed: int) -> int:
+        return ctx.seed
+
+    assert not artgraph.spec_of(plain).seeded
+
+
+def test_a_default_is_declared_once():
+    with pytest.raises(PluginError, match=r"param 'k' defaults to 3 in its Param but to 4 in the function"):
+
+        @node("x.drift", params={"k": Param(Int, 3)}, outputs={"out": Int})
+        def drift(k: int = 4) -> int:
+            return k
+
+    @node("x.same", params={"k": Param(List(Float), [0.0, 0.9])}, outputs={"out": Int})
+    def same(k: tuple[float, ...] = (0.0, 0.9)) -> int:  # a tuple spells a list default
+        return len(k)
+
+    with pytest.raises(PluginError, match="suffixes are endings of a Path or Str"):
+        node("x.badsuffix", params={"n": Param(Int, 1, suffixes=(".png",))}, outputs={"out": Int})(lambda n: n)
