@@ -23,6 +23,8 @@ from .imagefiles import ImageTooLarge, open_image
 from .node import REQUIRED, Input, NodeSpec, Output, Param, node, spec_of
 from .objective import FunctionObjective, Objective, Sum
 from .plugins import hookimpl, hookspec
+from .ports import Image, Model, Tensor
+from .ports import Objective as ObjectiveType
 from .progress import Progress
 from .types import (
     JSON,
@@ -30,21 +32,17 @@ from .types import (
     Bool,
     Dict,
     Float,
-    Image,
     Int,
     List,
-    Model,
     Path,
     PortType,
     Str,
-    Tensor,
     TypeCheckError,
     can_connect,
 )
 from .types import (
     Any as AnyType,
 )
-from .types import Objective as ObjectiveType
 
 if TYPE_CHECKING:
     from .api import Graph, load_graph, process_cache

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import pluggy
 
 from .node import NodeSpec, spec_of
-from .types import BUILTIN_TYPES, List, PortType
+from .ports import BUILTIN_TYPES
+from .types import List, PortType
 
 PROJECT = "artgraph"
 ENTRY_POINT_GROUP = "artgraph"

@@ -162,26 +162,6 @@ def _show(raw: object) -> str:
 # --- run-time value checks (must stay cheap: they run on every node output) --
 
 
-def _is_tensor(value: object) -> bool:
-    # Avoid importing torch for graphs that never touch a tensor.
-    return type(value).__module__.startswith("torch") and hasattr(value, "ndim")
-
-
-def _check_tensor(value: object) -> str | None:
-    return None if _is_tensor(value) else f"expected a torch.Tensor, got {type(value).__name__}"
-
-
-def _check_image(value: object) -> str | None:
-    if not _is_tensor(value):
-        return f"expected an image tensor [B,C,H,W], got {type(value).__name__}"
-    if value.ndim != 4:  # type: ignore[attr-defined]
-        shape = list(value.shape)  # type: ignore[attr-defined]
-        return f"expected an image tensor [B,C,H,W], got shape {shape}"
-    if not value.is_floating_point():  # type: ignore[attr-defined]
-        return f"expected a float image in [0,1], got dtype {value.dtype}"  # type: ignore[attr-defined]
-    return None
-
-
 def _check_number(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"expected a number, got {type(value).__name__}"
@@ -214,19 +194,9 @@ def _check_list(element: PortType) -> ValueCheck:
     return check
 
 
-# --- the built-in types ----------------------------------------------------
+# --- the plain types ---------------------------------------------------------
 
 Any = PortType("Any", "anything; accepts every output", literal=_json)
-Tensor = PortType("Tensor", "a torch.Tensor", value=_check_tensor, codec=TENSOR, on_device=True)
-Image = PortType(
-    "Image",
-    "float32 tensor [B,C,H,W] in [0,1]; a batch is always a batch",
-    parents=("Tensor",),
-    value=_check_image,
-    codec=TENSOR,
-    on_device=True,
-)
-Model = PortType("Model", "a model (torch.nn.Module or callable); memory cache only")
 Float = PortType("Float", "a number", literal=_float, value=_check_number, codec=JSON)
 Int = PortType("Int", "a whole number", literal=_int, value=_check_int, codec=JSON)
 Bool = PortType("Bool", "true or false", literal=_bool, value=_check_instance(bool, "a bool"), codec=JSON)
@@ -247,19 +217,9 @@ Dict = PortType(
 )
 
 
-def _check_objective(value: object) -> str | None:
-    from .objective import Objective as _Objective
-
-    return None if isinstance(value, _Objective) else f"expected an artgraph.Objective, got {type(value).__name__}"
-
-
-Objective = PortType(
-    "Objective",
-    "a score per image, lower is better: images [B,C,H,W] -> [B]; memory cache only",
-    value=_check_objective,
-)
-
-BUILTIN_TYPES: tuple[PortType, ...] = (Any, Tensor, Image, Model, Float, Int, Bool, Str, Path, Dict, Objective)
+#: The plain types: values written in YAML and stored as JSON. The kinds of data nodes
+#: pass to each other (Tensor, Image, Model, Objective) are in :mod:`artgraph.ports`.
+PLAIN_TYPES: tuple[PortType, ...] = (Any, Float, Int, Bool, Str, Path, Dict)
 
 #: id(element type) -> its list type (by identity: two plugins' namesakes stay apart).
 _LIST_CACHE: dict[int, PortType] = {}
@@ -336,10 +296,10 @@ def _is_subtype(src: PortType, name: str, known: dict[str, PortType] | None) -> 
         if parent in seen:
             continue
         seen.add(parent)
-        found = (known or {}).get(parent) or _BUILTIN_BY_NAME.get(parent)
+        found = (known or {}).get(parent) or _PLAIN_BY_NAME.get(parent)
         if found is not None:
             stack.extend(found.parents)
     return False
 
 
-_BUILTIN_BY_NAME = {t.name: t for t in BUILTIN_TYPES}
+_PLAIN_BY_NAME = {t.name: t for t in PLAIN_TYPES}
