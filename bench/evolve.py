@@ -17,7 +17,7 @@ most 0.5), population and evaluation budget, interleaved over several seeds.
 Reported: PSNR reached at equal evaluations, evaluations per second, and PSNR at
 equal wall-clock time (each search's best score is stamped with the time as it
 goes; artgraph's is read at the peer's total time). artgraph runs twice: as it
-runs a pixel objective (on one CPU thread, see ``evolve._Search.running``), and
+runs a pixel objective (on one CPU thread, see ``_Search.running`` in nodes/search/harness.py), and
 on all of PyTorch's threads, as it would run a compute-bound (VGG) objective —
 which shows what the one-thread rule saves on a busy machine.
 
@@ -145,7 +145,9 @@ def artgraph_search(
     target: np.ndarray, budget: int, seed: int, all_threads: bool = False
 ) -> list[tuple[float, int, float]]:
     from artgraph import Context
-    from artgraph.nodes import evolve, genomes, objectives
+    from artgraph.nodes.search import genomes
+    from artgraph.nodes.search.genetic_algorithm import genetic
+    from artgraph.nodes.style import objectives
 
     stamps: list[tuple[float, float]] = []
     ctx = Context("bench", "evolve.genetic", seed=seed, device=DEVICE, progress=lambda total, desc: _Stamps(stamps))
@@ -154,7 +156,7 @@ def artgraph_search(
     objective.compute_bound = all_threads  # True: keep PyTorch's threads, as for a VGG objective
     genome = genomes.triangles(TRIANGLES, ALPHA_MAX, "white", "auto")
     generations = (budget - POPULATION) // (POPULATION - ELITE)
-    _, _, history = evolve.genetic(ctx, genome, objective, population=POPULATION, generations=generations, seed=seed)
+    _, _, history = genetic(ctx, genome, objective, population=POPULATION, generations=generations, seed=seed)
     evaluations = [POPULATION + g * (POPULATION - ELITE) for g in history["generation"][1:]]
     return [(t, e, b) for (t, b), e in zip(stamps, evaluations, strict=True)]
 
@@ -212,8 +214,9 @@ def compare_ga(budget: int, seeds: list[int]) -> dict[str, Any]:
 
 def vgg_batching(population: int, size: int, rounds: int) -> dict[str, Any]:
     from artgraph import Context
-    from artgraph.nodes import genomes, objectives
-    from artgraph.nodes.features import vgg_model
+    from artgraph.nodes.search import genomes
+    from artgraph.nodes.style import objectives
+    from artgraph.nodes.style.features import vgg_model
 
     device = torch.device(DEVICE)
     model = vgg_model(Context("bench", "vgg", seed=0, device=DEVICE), "vgg16", "random", "max", 0)  # as a graph does
@@ -252,7 +255,7 @@ def vgg_batching(population: int, size: int, rounds: int) -> dict[str, Any]:
 
 
 def tours(counts: list[int], seed: int) -> list[dict[str, Any]]:
-    from artgraph.nodes import tsp
+    from artgraph.nodes.lineart import tsp
 
     results = []
     for count in counts:

@@ -283,7 +283,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from artgraph.nodes import datasets, gan
+    from artgraph.nodes import gan
+    from artgraph.nodes.data import datasets
 
     started = time.perf_counter()
     load_start = load()

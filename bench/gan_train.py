@@ -367,7 +367,7 @@ def time_sampling(generator: nn.Module, repeats: int) -> dict[str, Any]:
 def time_graph(steps: int) -> dict[str, Any]:
     """A whole graph run of data.mnist -> gan.train (mlp, classic recipe), next to data.mnist alone."""
     import artgraph
-    from artgraph.nodes import datasets
+    from artgraph.nodes.data import datasets
 
     graph = {
         "artgraph": 1,
@@ -418,7 +418,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from artgraph.nodes import datasets
+    from artgraph.nodes.data import datasets
 
     started = time.perf_counter()
     mode = "quick" if args.quick else "full"

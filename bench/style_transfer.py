@@ -15,7 +15,7 @@ last losses agree before it reports any timing.
 Variants:
 
 * ``plain``: the hand-written loop above (the worker does not import artgraph).
-* ``node``: ``artgraph.nodes.style.style_transfer(ctx, ...)`` called directly, on
+* ``node``: ``artgraph.nodes.style.transfer.style_transfer(ctx, ...)`` called directly, on
   the model the ``vgg.model`` node builds (feature scale folded into the weights,
   channels_last on the CPU, in-place ReLUs where no conv output is wanted).
 * ``graph``: the same node inside ``load_graph(dict).run(device=..., cache=False)``
@@ -289,9 +289,9 @@ def make_runner(variant: str, size: int, device: torch.device, weights: str) -> 
         return lambda steps: plain_transfer(vgg, content, style, steps)
 
     import artgraph
-    from artgraph.nodes.features import vgg_model
-    from artgraph.nodes.image import load as image_load
-    from artgraph.nodes.style import style_transfer
+    from artgraph.nodes.image.basic import load as image_load
+    from artgraph.nodes.style.features import vgg_model
+    from artgraph.nodes.style.transfer import style_transfer
 
     if variant == "graph":
         graph = artgraph.load_graph(graph_dict(size, 1))
@@ -438,7 +438,7 @@ def spawn(cmd: list[str]) -> tuple[float, float | None, str, float]:
 
 def check_defaults() -> None:
     """The hand-written loop must use artgraph's defaults, or the comparison means nothing."""
-    from artgraph.nodes import objectives, vgg
+    from artgraph.nodes.style import objectives, vgg
 
     expected = {
         "content weight": (objectives.CONTENT_WEIGHT, CONTENT_WEIGHT),
@@ -462,7 +462,7 @@ def write_weights(folder: Path) -> Path:
     model folds its feature scale into them, which the plain loop does by hand)."""
     from safetensors.torch import save_file
 
-    from artgraph.nodes.vgg import hed_h5_path, hed_state_dict
+    from artgraph.nodes.style.vgg import hed_h5_path, hed_state_dict
 
     source = hed_h5_path()
     if source is None:

@@ -13,8 +13,10 @@ from PIL import Image as PILImage
 
 import artgraph
 from artgraph import Context, FunctionObjective, NodeError, load_graph
-from artgraph.nodes import evolve, genomes, objectives
-from artgraph.nodes.tensorfile import write_safetensors
+from artgraph.nodes import search as evolve
+from artgraph.nodes._tensorfile import write_safetensors
+from artgraph.nodes.search import genomes
+from artgraph.nodes.style import objectives
 
 RENDERERS = ("pil", "torch")
 

@@ -10,7 +10,8 @@ import torch
 
 from artgraph import load_graph
 from artgraph.api import packaged_graphs
-from artgraph.nodes import datasets, vgg
+from artgraph.nodes.data import datasets
+from artgraph.nodes.style import vgg
 
 HAVE_WEIGHTS = vgg.hed_h5_path() is not None or vgg.imagenet_available("vgg19")
 

@@ -18,9 +18,11 @@ import torch
 from PIL import Image as PILImage
 
 from artgraph import Context, NodeError, load_graph
-from artgraph.nodes import animation, datasets, gan
-from artgraph.nodes.datasets import ImageSet
-from artgraph.nodes.tensorfile import write_safetensors
+from artgraph.nodes import gan
+from artgraph.nodes._tensorfile import write_safetensors
+from artgraph.nodes.data import datasets
+from artgraph.nodes.data.datasets import ImageSet
+from artgraph.nodes.image import gif as animation
 
 HAVE_MNIST = datasets.package_file(*datasets.MNIST_FILE[:2]) is not None
 HAVE_DIGITS = datasets.package_file(*datasets.DIGITS_FILE[:2]) is not None

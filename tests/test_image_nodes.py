@@ -11,7 +11,8 @@ import torch
 from PIL import Image as PILImage
 
 from artgraph import Context, NodeError, load_graph
-from artgraph.nodes import data, image
+from artgraph.nodes.data import files as data
+from artgraph.nodes.image import basic as image
 from artgraph.provenance import GRAPH_KEY, read_png_provenance
 
 

@@ -29,8 +29,8 @@ def test_wheel_maps_core_and_nodes_to_import_names(wheel: zipfile.ZipFile):
     names = set(wheel.namelist())
     for module in REPO.glob("core/*.py"):
         assert f"artgraph/{module.name}" in names
-    for module in REPO.glob("nodes/*.py"):
-        assert f"artgraph/nodes/{module.name}" in names
+    for module in REPO.glob("nodes/**/*.py"):
+        assert f"artgraph/nodes/{module.relative_to(REPO / 'nodes').as_posix()}" in names
     assert not any(n.startswith(("core/", "nodes/", "tests/", "plugins/", "bench/")) for n in names)
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image as PILImage
 
 from artgraph import Context, GraphError, NodeError, load_graph
-from artgraph.nodes import plot
+from artgraph.nodes.image import plot
 
 LOSSES = {
     "step": [1, 2, 3, 4, 5, 6],

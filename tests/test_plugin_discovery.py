@@ -39,7 +39,7 @@ import artgraph
 import artgraph.nodes
 import artgraph.plugins as plugins
 from artgraph import Image, Input, Param, PortType, Str, hookimpl, node
-from artgraph.nodes.features import Features
+from artgraph.nodes.style.features import Features
 from artgraph.plugins import BrokenPlugin, build_registry, is_builtin_plugin
 
 TIMEOUT = 120

@@ -15,9 +15,10 @@ import torch
 
 import artgraph
 from artgraph import Cache, Context, NodeError, Sum, load_graph
-from artgraph.nodes import features, optimize, style, vgg
-from artgraph.nodes.features import feature_source, gram
-from artgraph.nodes.objectives import ContentObjective, PixelObjective, StyleObjective, TVObjective
+from artgraph.nodes.style import features, optimize, vgg
+from artgraph.nodes.style import transfer as style
+from artgraph.nodes.style.features import feature_source, gram
+from artgraph.nodes.style.objectives import ContentObjective, PixelObjective, StyleObjective, TVObjective
 
 torch.set_num_threads(2)
 
@@ -353,7 +354,7 @@ def test_hed_weights_give_real_style_transfer(tmp_path, monkeypatch):
     assert hed.preprocess.name == "caffe"
     repo = Path(__file__).resolve().parents[1]
     ctx = Context("l", "image.load")
-    from artgraph.nodes import image
+    from artgraph.nodes.image import basic as image
 
     content = image.load(ctx, path=str(repo / "graphs/assets/chelsea.jpg"), size=64, mode="RGB")
     style_img = image.load(ctx, path=str(repo / "graphs/assets/brick.jpg"), size=64, mode="RGB")

@@ -13,8 +13,9 @@ import torch
 from PIL import Image as PILImage
 
 from artgraph import Context, GraphError, NodeError, load_graph
-from artgraph.nodes import data, stipple, tour, tsp
-from artgraph.nodes.tour import PointSet, Tour
+from artgraph.nodes.data import files as data
+from artgraph.nodes.lineart import stipple, tour, tsp
+from artgraph.nodes.lineart.tour import PointSet, Tour
 
 
 def ctx() -> Context:

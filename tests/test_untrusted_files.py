@@ -28,8 +28,11 @@ from PIL import Image as PILImage
 from PIL import PngImagePlugin
 
 from artgraph import ArtgraphError, Context, ImageTooLarge, NodeError, limits, open_image, spec_of
-from artgraph.nodes import datasets, gan, image, vgg
-from artgraph.nodes.tensorfile import read_safetensors, write_safetensors
+from artgraph.nodes import gan
+from artgraph.nodes._tensorfile import read_safetensors, write_safetensors
+from artgraph.nodes.data import datasets
+from artgraph.nodes.image import basic as image
+from artgraph.nodes.style import vgg
 from artgraph.provenance import GRAPH_KEY, read_png_provenance
 
 

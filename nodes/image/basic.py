@@ -16,8 +16,8 @@ from artgraph import Float as FloatT
 from artgraph import Path as PathT
 from artgraph.provenance import png_text_chunks
 
-from .imageio import long_side_size, pil_to_tensor, tensor_to_pil
-from .tensorfile import one_line
+from .._imageio import long_side_size, pil_to_tensor, tensor_to_pil
+from .._tensorfile import one_line
 
 _SAVE_FORMATS = {
     ".png": "PNG",
@@ -226,6 +226,3 @@ def _match_channels(tile: torch.Tensor, channels: int) -> torch.Tensor:
     if channels == 3 and have == 4:
         return tile[:3]
     return tile
-
-
-NODES = [load, save, resize, grid]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 
@@ -10,8 +9,6 @@ import torch
 
 from artgraph import Context, Dict, Image, Input, Int, NodeError, Objective, ObjectiveType, Param, Str, node
 from artgraph import Float as FloatT
-
-log = logging.getLogger("artgraph.nodes.optimize")
 
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
@@ -133,7 +130,7 @@ def _check(params: dict[str, object]) -> list[str]:
 
 @node(
     "optimize.image",
-    category="optimize",
+    category="style",
     inputs={
         "objective": Input(ObjectiveType),
         "init": Input(Image, optional=True, description="starting image; omit for noise of 'size'"),
@@ -172,6 +169,3 @@ def optimize_image(
     outcome = optimize_pixels(ctx, objective, init, steps, optimizer, lr, save_every)
     snapshots = torch.cat(outcome.snapshots) if outcome.snapshots else outcome.image
     return outcome.image, outcome.history, snapshots
-
-
-NODES = [optimize_image]

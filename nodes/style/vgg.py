@@ -44,7 +44,7 @@ from torch import nn
 
 from artgraph import NodeError
 
-from .tensorfile import one_line
+from .._tensorfile import one_line
 
 log = logging.getLogger("artgraph.nodes.vgg")
 

@@ -37,9 +37,11 @@ from typing import TypeVar
 import numpy as np
 import torch
 from PIL import Image as PILImage
-from PIL import ImageColor, ImageDraw
+from PIL import ImageDraw
 
 from artgraph import Float, Int, NodeError, Param, PortType, Str, node
+
+from .._colour import colour_problems, parse_colour
 
 #: Shape maths runs on numpy arrays (Pillow path) and tensors (dense path) alike.
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -49,15 +51,6 @@ CROSSOVERS = ("uniform", "blend", "one_point")
 _DENSE_BUDGET = 1 << 24
 #: Vertices of the polygon that stands for a stroke's ellipse in the Pillow renderer.
 _ELLIPSE_VERTICES = 16
-
-
-def parse_colour(text: str) -> tuple[float, float, float]:
-    """A colour name or ``#rrggbb`` as RGB in [0, 1]; NodeError when Pillow does not know it."""
-    try:
-        rgb = ImageColor.getrgb(text)
-    except (ValueError, AttributeError):
-        raise NodeError(f"'{text}' is not a colour; use a name like 'white' or a hex code like '#808080'") from None
-    return rgb[0] / 255.0, rgb[1] / 255.0, rgb[2] / 255.0
 
 
 class Genome(ABC):
@@ -335,7 +328,7 @@ def _ellipse_polygons(
 
 def _check_genome(value: object) -> str | None:
     if not isinstance(value, Genome):
-        return f"expected a genome (artgraph.nodes.genomes.Genome), got {type(value).__name__}"
+        return f"expected a genome (artgraph.nodes.search.genomes.Genome), got {type(value).__name__}"
     return None
 
 
@@ -344,17 +337,10 @@ GenomeType = PortType(
     "a search space of pictures: shapes described by parameters in [0,1], with a batched renderer",
     value=_check_genome,
 )
-TYPES = [GenomeType]
 
 
 def _check_colour(params: dict[str, object]) -> list[tuple[str, str]]:
-    text = params.get("background")
-    if isinstance(text, str):
-        try:
-            ImageColor.getrgb(text)
-        except ValueError:
-            return [(f"'{text}' is not a colour", "use a name like 'white' or a hex code like '#808080'")]
-    return []
+    return colour_problems(params, "background")
 
 
 def _common(count: int) -> dict[str, Param]:
@@ -409,9 +395,6 @@ def strokes(
 ) -> Genome:
     """Pictures made of brush strokes (elongated ellipses at any angle): 9 genes per stroke."""
     return Strokes(count, alpha_max, background, renderer, length_max, width_max)
-
-
-NODES = [triangles, circles, strokes]
 
 
 def render_size(long_side: int, aspect: float | None) -> tuple[int, int]:

@@ -1,9 +1,9 @@
 """Single-line drawings ("TSP art"): points, tours, and the line that draws them.
 
 An image becomes a few hundred or thousand points, dense where the image is dark
-(``points.stipple``, nodes/stipple.py); a closed tour through every point, as
+(``points.stipple``, stipple.py); a closed tour through every point, as
 short as we can make it, becomes one continuous line that never lifts the pen
-(``evolve.ant_colony``, whose search lives in nodes/tsp.py), and ``tour.render``
+(``evolve.ant_colony``, whose search lives in tsp.py), and ``tour.render``
 draws that line. A short tour matters: long jumps across the picture show as
 stray strokes, so the tour search is the heart of the effect.
 
@@ -13,7 +13,6 @@ image's width and height alongside, so a tour can be drawn at any size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,8 @@ from PIL import ImageColor, ImageDraw
 from artgraph import Bool, Context, Dict, Image, Input, Int, NodeError, Param, PortType, Str, node
 from artgraph import Float as FloatT
 
-from .imageio import long_side_size, pil_to_tensor
+from .._colour import colour_problems
+from .._imageio import long_side_size, pil_to_tensor
 from .tsp import ant_colony_tour
 
 # -- types ------------------------------------------------------------------
@@ -91,13 +91,13 @@ def _points_problem(points: object, width: object, height: object) -> str | None
 
 def _check_points(value: object) -> str | None:
     if not isinstance(value, PointSet):
-        return f"expected points (artgraph.nodes.tour.PointSet), got {type(value).__name__}"
+        return f"expected points (artgraph.nodes.lineart.tour.PointSet), got {type(value).__name__}"
     return _points_problem(value.points, value.width, value.height)
 
 
 def _check_tour(value: object) -> str | None:
     if not isinstance(value, Tour):
-        return f"expected a tour (artgraph.nodes.tour.Tour), got {type(value).__name__}"
+        return f"expected a tour (artgraph.nodes.lineart.tour.Tour), got {type(value).__name__}"
     problem = _points_problem(value.points, value.width, value.height)
     if problem is not None:
         return problem
@@ -117,7 +117,6 @@ TourT = PortType(
     "Tour(points [N,2], order [N] (a permutation), length in pixels, width, height); memory cache only",
     value=_check_tour,
 )
-TYPES = [Points, TourT]
 
 
 # -- nodes --------------------------------------------------------------------
@@ -125,7 +124,7 @@ TYPES = [Points, TourT]
 
 @node(
     "evolve.ant_colony",
-    category="search",
+    category="lineart",
     inputs={"points": Input(Points, description="the points to visit")},
     params={
         "ants": Param(Int, 20, min=1, max=1000, description="ants per iteration, building tours together"),
@@ -190,24 +189,13 @@ def ant_colony(
 SUPERSAMPLE = 4
 
 
-def _colour_problems(params: dict[str, object]) -> Iterator[tuple[str, str]]:
-    for key in ("color", "background"):
-        value = params.get(key)
-        if not isinstance(value, str):
-            continue
-        try:
-            ImageColor.getrgb(value)
-        except ValueError:
-            yield (f"'{value}' is not a colour ({key})", "use a name like 'black', '#1e90ff' or 'rgb(30, 144, 255)'")
-
-
 def _check_render(params: dict[str, object]) -> list[tuple[str, str]]:
-    return list(_colour_problems(params))
+    return colour_problems(params, "color", "background")
 
 
 @node(
     "tour.render",
-    category="search",
+    category="lineart",
     inputs={"tour": Input(TourT, description="the tour to draw")},
     params={
         "size": Param(Int, 512, min=8, max=16384, description="long side of the picture in pixels"),
@@ -224,7 +212,7 @@ def render(ctx: Context, tour: Tour, size: int, width: float, color: str, backgr
     The picture keeps the source image's aspect; joints are rounded so sharp
     turns stay smooth, and drawing at 4× then shrinking gives clean edges.
     """
-    problems = list(_colour_problems({"color": color, "background": background}))
+    problems = _check_render({"color": color, "background": background})
     if problems:
         raise NodeError(f"{problems[0][0]}; {problems[0][1]}")
     ink = ImageColor.getcolor(color, "RGB")
@@ -239,6 +227,3 @@ def render(ctx: Context, tour: Tour, size: int, width: float, color: str, backgr
         ImageDraw.Draw(canvas).line(line, fill=ink, width=stroke, joint="curve")
     picture = canvas.resize((out_w, out_h), PILImage.Resampling.LANCZOS)
     return pil_to_tensor(picture).to(ctx.device)
-
-
-NODES = [ant_colony, render]

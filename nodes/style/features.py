@@ -18,7 +18,7 @@ from torch import nn
 from artgraph import Context, Image, Input, Int, List, Model, NodeError, Param, PortType, Str, node
 from artgraph import Path as PathT
 
-from .vgg import ALL_LAYERS, ARCHS, VGG, WEIGHT_SETS, check_layers, load_vgg
+from .vgg import ARCHS, VGG, WEIGHT_SETS, check_layers, load_vgg
 
 
 def _check_features(value: object) -> str | None:
@@ -29,7 +29,6 @@ def _check_features(value: object) -> str | None:
 
 Features = PortType("Features", "VGG activations by layer name: {layer: [B,C,H,W]}", value=_check_features)
 Gram = PortType("Gram", "Gram matrices by layer name: {layer: [B,C,C]}, F·Fᵀ/(C·H·W)", value=_check_features)
-TYPES = [Features, Gram]
 
 DEFAULT_STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 DEFAULT_CONTENT_LAYERS = ["relu4_2"]
@@ -154,7 +153,7 @@ def check_layer_params(*names: str) -> Callable[[dict[str, object]], list[str]]:
 
 @node(
     "vgg.model",
-    category="vgg",
+    category="style",
     params={
         "arch": Param(Str, "vgg19", choices=ARCHS, description="network depth"),
         "weights": Param(
@@ -183,7 +182,7 @@ def vgg_model(ctx: Context, arch: str, weights: str, pooling: str, seed: int) ->
 
 @node(
     "vgg.features",
-    category="vgg",
+    category="style",
     inputs={"model": Input(Model), "image": Input(Image)},
     params={"layers": Param(List(Str), DEFAULT_STYLE_LAYERS, description="layer names, e.g. relu1_1, conv4_2")},
     outputs={"features": Features},
@@ -197,14 +196,10 @@ def vgg_features(model: VGG, image: torch.Tensor, layers: list[str]) -> dict[str
 
 @node(
     "loss.gram",
-    category="vgg",
+    category="style",
     inputs={"features": Input(Features)},
     outputs={"gram": Gram},
 )
 def loss_gram(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Gram matrices F·Fᵀ/(C·H·W) of each layer's features (the style statistics)."""
     return {name: gram(f) for name, f in features.items()}
-
-
-NODES = [vgg_model, vgg_features, loss_gram]
-ALL = ALL_LAYERS

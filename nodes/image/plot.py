@@ -260,7 +260,3 @@ def plot_history(
     rgb = render(x_key or "index", x, series, title=title, width=width, height=height, log_scale=log_scale)
     image = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(torch.float32).div_(255.0)
     return image.contiguous().to(ctx.device)
-
-
-NODES = [plot_history]
-TYPES: list[object] = []

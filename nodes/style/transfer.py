@@ -17,8 +17,8 @@ import torch.nn.functional as F  # noqa: N812
 from artgraph import Bool, Context, Dict, Image, Input, Int, List, Model, NodeError, Param, Str, Sum, node
 from artgraph import Float as FloatT
 
+from .._imageio import long_side_size
 from .features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, check_layer_params
-from .imageio import long_side_size
 from .objectives import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT, ContentObjective, StyleObjective, TVObjective
 from .optimize import optimize_pixels
 from .vgg import as_rgb
@@ -143,6 +143,3 @@ def style_transfer(
     if preserve_colors:
         image = keep_colors(image, content_rgb)
     return image, history
-
-
-NODES = [style_transfer]

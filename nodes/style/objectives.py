@@ -199,7 +199,7 @@ class PixelObjective(Objective):
 
 @node(
     "objective.content",
-    category="objective",
+    category="style",
     inputs={"model": Input(Model), "image": Input(Image, description="the content target")},
     params={
         "layers": Param(List(Str), DEFAULT_CONTENT_LAYERS, description="VGG layers compared"),
@@ -215,7 +215,7 @@ def objective_content(model: object, image: torch.Tensor, layers: list[str], wei
 
 @node(
     "objective.style",
-    category="objective",
+    category="style",
     inputs={"model": Input(Model), "images": Input(List(Image), description="one or more style images")},
     params={
         "layers": Param(List(Str), DEFAULT_STYLE_LAYERS, description="VGG layers whose Grams are matched"),
@@ -242,7 +242,7 @@ def objective_style(
 
 @node(
     "objective.tv",
-    category="objective",
+    category="style",
     params={"weight": Param(Float, 1.0, min=0.0)},
     outputs={"objective": ObjectiveType},
 )
@@ -253,7 +253,7 @@ def objective_tv(weight: float) -> Objective:
 
 @node(
     "objective.pixel",
-    category="objective",
+    category="style",
     inputs={"target": Input(Image)},
     params={
         "metric": Param(Str, "mse", choices=("mse", "l1")),
@@ -271,7 +271,7 @@ def objective_pixel(target: torch.Tensor, metric: str, weight: float, resolution
 
 @node(
     "objective.combine",
-    category="objective",
+    category="style",
     inputs={"objectives": Input(List(ObjectiveType))},
     params={"weights": Param(List(Float), None, description="one per objective; default all 1")},
     outputs={"objective": ObjectiveType},
@@ -281,6 +281,3 @@ def objective_combine(objectives: list[Objective], weights: list[float] | None) 
     if weights is not None and len(weights) != len(objectives):
         raise NodeError(f"'weights' has {len(weights)} values for {len(objectives)} objectives")
     return Sum(zip(objectives, weights or [1.0] * len(objectives), strict=True))
-
-
-NODES = [objective_content, objective_style, objective_tv, objective_pixel, objective_combine]

@@ -1,7 +1,7 @@
 """Short closed tours through points: the classic baseline and an ant colony.
 
 These are plain numpy functions with no node in sight, so the benchmark and
-anyone else can call them directly; ``evolve.ant_colony`` (nodes/tour.py) wraps
+anyone else can call them directly; ``evolve.ant_colony`` (tour.py) wraps
 :func:`ant_colony_tour`.
 
 The search is an Ant Colony System (Dorigo & Gambardella, 1997) polished with

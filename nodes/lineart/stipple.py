@@ -131,7 +131,7 @@ def _relax(ctx: Context, weight: torch.Tensor, points: np.ndarray, iterations: i
 
 @node(
     "points.stipple",
-    category="search",
+    category="lineart",
     inputs={"image": Input(Image, description="the picture to stipple (the first image of the batch)")},
     params={
         "count": Param(Int, 1000, min=3, max=20_000, description="how many points"),
@@ -175,6 +175,3 @@ def stipple(
         points = _relax(ctx, weight, points, relax)
     ctx.log.info("stippled %d points on %dx%d", count, width, height)
     return PointSet(torch.from_numpy(points).float(), int(width), int(height))
-
-
-NODES = [stipple]

@@ -28,7 +28,7 @@ from PIL import ImageOps
 from artgraph import Bool, Context, ImageTooLarge, Int, List, NodeError, Param, PortType, Str, node, open_image
 from artgraph import Path as PathT
 
-from .imageio import pil_to_tensor
+from .._imageio import pil_to_tensor
 
 
 @dataclass(eq=False)
@@ -57,7 +57,7 @@ class ImageSet:
 
 def _check_dataset(value: object) -> str | None:
     if not isinstance(value, ImageSet):
-        return f"expected a dataset (artgraph.nodes.datasets.ImageSet), got {type(value).__name__}"
+        return f"expected a dataset (artgraph.nodes.data.datasets.ImageSet), got {type(value).__name__}"
     if value.images.ndim != 4 or value.images.shape[0] < 1:
         return f"expected dataset images [N,C,H,W] with N >= 1, got shape {list(value.images.shape)}"
     return None
@@ -68,7 +68,6 @@ Dataset = PortType(
     "training images: ImageSet(images [N,C,H,W] in [0,1], labels [N] or None, name); memory cache only",
     value=_check_dataset,
 )
-TYPES = [Dataset]
 
 
 # -- data.images ------------------------------------------------------------
@@ -227,7 +226,7 @@ def digits(size: int, digits: list[int] | None) -> ImageSet:
 
 def write_images(images: torch.Tensor, folder: str | os.PathLike[str], prefix: str = "img") -> list[Path]:
     """Write a batch as PNG files (for building example folders and tests)."""
-    from .imageio import tensor_to_pil
+    from .._imageio import tensor_to_pil
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -237,6 +236,3 @@ def write_images(images: torch.Tensor, folder: str | os.PathLike[str], prefix: s
         tensor_to_pil(img).save(path)
         paths.append(path)
     return paths
-
-
-NODES = [images, mnist, digits]

@@ -12,7 +12,7 @@ from artgraph import Bool, Context, Image, Input, Int, NodeError, Param, atomic_
 from artgraph import Float as FloatT
 from artgraph import Path as PathT
 
-from .imageio import tensor_to_pil
+from .._imageio import tensor_to_pil
 
 
 def _check_gif(params: dict[str, object]) -> list[tuple[str, str]]:
@@ -55,6 +55,3 @@ def save_gif(ctx: Context, image: torch.Tensor, path: str, fps: float, scale: in
         frames[0].save(tmp, format="GIF", optimize=False, **options)
     ctx.log.info("wrote %s (%d frames, %d ms each)", path, len(frames), duration)
     return os.fspath(path)
-
-
-NODES = [save_gif]
