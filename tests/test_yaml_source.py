@@ -9,41 +9,28 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
 import artgraph
-from artgraph import GraphError, limits
+from artgraph import GraphError, Problem, limits
 from artgraph.yamlsource import LineDict, load_yaml, parse_scalar
+from tests.conftest import assert_shape, dedent, line_no, only_problem
 
 
-def dedent(text: str) -> str:
-    return textwrap.dedent(text).lstrip("\n")
-
-
-def line_no(text: str, needle: str) -> int:
-    """The 1-based line of the only line of ``text`` containing ``needle``."""
-    hits = [i for i, line in enumerate(text.splitlines(), start=1) if needle in line]
-    assert len(hits) == 1, f"{needle!r} is on lines {hits}"
-    return hits[0]
-
-
-def one_problem(text: str, filename: str = "g.yaml", *, need_hint: bool = True):
+def one_problem(text: str, filename: str = "g.yaml", *, need_hint: bool = True) -> Problem:
     """The single problem ``load_yaml`` reports for ``text``, checked for shape."""
     data, problems = load_yaml(text, filename)
-    assert len(problems) == 1, problems
+    problem = only_problem(problems)
     # Duplicate keys are reported while the rest still loads (so other problems show too).
-    assert (data is None) != ("duplicate" in problems[0].message)
-    problem = problems[0]
+    assert (data is None) != ("duplicate" in problem.message)
     assert problem.file == filename
     assert problem.node is None
     if need_hint:
-        assert problem.hint, "every problem says how to fix it"
-        where = filename if problem.line is None else f"{filename}:{problem.line}"
-        assert str(problem) == f"{where}: {problem.message} — {problem.hint}"
+        # ``FILE:LINE: what — how``, with a hint on how to fix it
+        assert_shape(problem)
     return problem
 
 
@@ -324,7 +311,7 @@ def test_modest_anchors_and_aliases_are_fine() -> None:
 
 def test_recursive_alias_fails_fast() -> None:
     # Run in a child process: today this never returns (and grows its stack list without bound).
-    code = textwrap.dedent(
+    code = dedent(
         """
         from artgraph.yamlsource import load_yaml
         data, problems = load_yaml("a: &x [1, *x]\\n", "g.yaml")
@@ -511,12 +498,10 @@ def test_values_yaml_cannot_build_are_problems_at_their_line(text: str, line: in
     assert words in problem.message
 
 
-def test_a_graph_file_over_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    from pathlib import Path
-
-    from artgraph import GraphError, default_registry, load_graph
-
-    registry = default_registry()  # entry points are read with Path.read_text too
+def test_a_graph_file_over_the_limit_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = artgraph.default_registry()  # entry points are read with Path.read_text too
     big = tmp_path / "big.yaml"
     big.write_text("artgraph: 1\n" + "# padding\n" * 20)
     monkeypatch.setenv("ARTGRAPH_MAX_GRAPH_BYTES", "100")
@@ -526,5 +511,5 @@ def test_a_graph_file_over_the_limit_is_refused_before_it_is_read(tmp_path, monk
 
     monkeypatch.setattr(Path, "read_text", never)
     with pytest.raises(GraphError) as info:
-        load_graph(big, registry=registry)
+        artgraph.load_graph(big, registry=registry)
     assert "too large to be a graph (212 bytes; the limit is 100 bytes)" in str(info.value)
