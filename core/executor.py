@@ -190,7 +190,7 @@ class _Run:
     def call(self, node: PlannedNode) -> dict[str, Any]:
         """Gather the node's arguments, call it with writes confined to --out, check what it returned."""
         kwargs = self.gather(node)
-        seed = _seed(kwargs, self.keys[node.id])
+        seed = _seed(node.spec, kwargs, self.keys[node.id])
         if node.spec.seeded and not node.spec.takes_seed:
             del kwargs["seed"]  # declared for the context's generator, not for the function
         ctx = Context(
@@ -333,9 +333,10 @@ def _readers(plan: Plan) -> dict[str, set[str]]:
     return readers
 
 
-def _seed(kwargs: dict[str, Any], key: str) -> int:
-    """The node's ``seed`` param (literal or wired) when it has one, else one derived from its key."""
-    seed = kwargs.get("seed")
+def _seed(spec: Any, kwargs: dict[str, Any], key: str) -> int:
+    """A seeded node's ``seed`` param (literal or wired) when set, else a number derived from its key
+    (a re-run draws the same numbers either way)."""
+    seed = kwargs.get("seed") if spec.seeded else None
     if isinstance(seed, int) and not isinstance(seed, bool):
         return seed
     return int(key[:8], 16)

@@ -1,14 +1,11 @@
 """Colours given as text: a name ('white'), a hex code ('#808080') or 'rgb(128, 128, 128)'.
 
-Nodes take colours as Str params. :func:`colour_problems` checks them before a run
-(a node's ``check``: one problem per param that is not a colour) and again inside
-the node, for callers that skip validation; :func:`parse_colour` reads one as RGB
-in [0, 1]. Both accept exactly what Pillow's ``ImageColor.getrgb`` accepts.
+Nodes take colours as Str params declared with ``rule=colour``: the engine checks
+them, literal or wired, before the node runs. :func:`parse_colour` reads one as
+RGB in [0, 1]. Both accept exactly what Pillow's ``ImageColor.getrgb`` accepts.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 from PIL import ImageColor
 
@@ -17,18 +14,15 @@ from artgraph import NodeError
 HINT = "use a name like 'white', a hex code like '#808080' or 'rgb(128, 128, 128)'"
 
 
-def colour_problems(params: Mapping[str, object], *keys: str) -> list[tuple[str, str]]:
-    """``(problem, fix)`` for each of the params ``keys`` that is text but not a colour."""
-    problems = []
-    for key in keys:
-        value = params.get(key)
-        if not isinstance(value, str):
-            continue
-        try:
-            ImageColor.getrgb(value)
-        except ValueError:
-            problems.append((f"'{value}' is not a colour ({key})", HINT))
-    return problems
+def colour(value: object) -> str | None:
+    """The rule of a colour param (``Param(Str, "white", rule=colour)``): None, or what is wrong."""
+    if not isinstance(value, str):
+        return None  # the type check speaks for non-text
+    try:
+        ImageColor.getrgb(value)
+    except ValueError:
+        return f"'{value}' is not a colour; {HINT}"
+    return None
 
 
 def parse_colour(text: str) -> tuple[float, float, float]:

@@ -13,21 +13,13 @@ from artgraph import Path as PathT
 _SUFFIXES = (".json", ".npy", ".safetensors")
 
 
-def _check(params: dict[str, object]) -> list[tuple[str, str]]:
-    suffix = Path(str(params.get("path") or "")).suffix.lower()
-    if suffix not in _SUFFIXES:
-        return [(f"cannot tell how to write '{params.get('path')}'", f"use a suffix among {', '.join(_SUFFIXES)}")]
-    return []
-
-
 @node(
     "data.save",
     category="data",
     output_node=True,
     inputs={"value": Input(AnyType, description="numbers, text, lists, histories, tensors, points, tours")},
-    params={"path": Param(PathT, file="output", description=".json, .npy or .safetensors")},
+    params={"path": Param(PathT, file="output", suffixes=_SUFFIXES, description=".json, .npy or .safetensors")},
     outputs={"path": PathT},
-    check=_check,
 )
 def save(value: Any, path: str) -> str:
     """Write a value atomically: JSON for plain data, .npy or .safetensors for tensors."""

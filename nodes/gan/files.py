@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from artgraph import Context, Input, Model, NodeError, Param, node
+from artgraph import Context, Input, Model, Param, node
 from artgraph import Path as PathT
 
 from .._tensorfile import read_safetensors, write_safetensors
@@ -10,27 +10,21 @@ from .checkpoint import _PICKLE_HINT, CHECKPOINT_FORMAT, _config_from, _module_t
 from .models import FORMAT, Generator, _require_generator
 
 
-def _check_suffix(params: dict[str, object]) -> list[tuple[str, str]]:
-    path = str(params.get("path") or "")
-    if not path.endswith(".safetensors"):
-        return [(f"'{path}' should end in .safetensors", "e.g. path: generator.safetensors")]
-    return []
-
-
 @node(
     "gan.save",
     category="gan",
     output_node=True,
     inputs={"generator": Input(Model)},
-    params={"path": Param(PathT, file="output", description="a .safetensors file (weights + JSON config)")},
+    params={
+        "path": Param(
+            PathT, file="output", suffixes=(".safetensors",), description="a .safetensors file (weights + JSON config)"
+        )
+    },
     outputs={"path": PathT},
-    check=_check_suffix,
 )
 def save(ctx: Context, generator: Generator, path: str) -> str:
     """Write a generator atomically: safetensors weights with its JSON config in the header."""
     _require_generator(generator)
-    if not path.endswith(".safetensors"):
-        raise NodeError(f"'{path}' should end in .safetensors")
     write_safetensors(path, _module_tensors("G", generator), {"format": FORMAT, "config": generator.config})
     ctx.log.info("wrote %s", path)
     return path

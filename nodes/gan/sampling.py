@@ -59,6 +59,7 @@ def generate(generator: Generator, z: torch.Tensor) -> torch.Tensor:
 
 @node(
     "gan.sample",
+    seeded=True,
     category="gan",
     inputs={"generator": Input(Model)},
     params={

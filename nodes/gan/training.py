@@ -136,6 +136,7 @@ def _check_train(params: dict[str, object]) -> list[str]:
 
 @node(
     "gan.train",
+    seeded=True,
     category="gan",
     inputs={"dataset": Input(Dataset, description="training images (data.images, data.mnist, data.digits)")},
     params={
@@ -236,9 +237,6 @@ def train(
     """Train a GAN generator on a dataset (DCGAN with the usual stabilisers by default)."""
     if not isinstance(dataset, ImageSet):
         raise NodeError(f"expected a dataset, got {type(dataset).__name__}")
-    problems = _check_train({"betas": betas, "ema": ema, "arch": arch, "blocks": blocks})
-    if problems:
-        raise NodeError(problems[0])
     saved = _read_checkpoint(resume) if resume is not None else None
     if saved is not None:
         width, blocks, spectral_norm = _unset_from_checkpoint(saved, arch, width, blocks, spectral_norm)

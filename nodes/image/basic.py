@@ -153,9 +153,6 @@ def _check_resize(params: dict[str, object]) -> list[str]:
 )
 def resize(image: torch.Tensor, size: int | None, width: int | None, height: int | None, mode: str) -> torch.Tensor:
     """Resize a batch of images (antialiased when shrinking)."""
-    problems = _check_resize({"size": size, "width": width, "height": height})
-    if problems:
-        raise NodeError(problems[0])
     h, w = image.shape[-2:]
     if size is not None:
         new_h, new_w = long_side_size(h, w, size)

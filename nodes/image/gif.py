@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
@@ -15,26 +14,18 @@ from artgraph import Path as PathT
 from .._imageio import tensor_to_pil
 
 
-def _check_gif(params: dict[str, object]) -> list[tuple[str, str]]:
-    path = str(params.get("path") or "")
-    if Path(path).suffix.lower() != ".gif":
-        return [(f"'{path}' should end in .gif", "e.g. path: walk.gif")]
-    return []
-
-
 @node(
     "image.save_gif",
     category="image",
     output_node=True,
     inputs={"image": Input(Image, description="the frames, as a batch [B,C,H,W]")},
     params={
-        "path": Param(PathT, file="output", description="a .gif file, under the output folder"),
+        "path": Param(PathT, file="output", suffixes=(".gif",), description="a .gif file, under the output folder"),
         "fps": Param(FloatT, 12.0, min=0.1, max=50.0, description="frames per second (GIF timing is in 1/100 s)"),
         "scale": Param(Int, 1, min=1, max=64, description="enlarge each frame this many times (nearest pixel)"),
         "loop": Param(Bool, True, description="play forever (false: play once)"),
     },
     outputs={"path": PathT},
-    check=_check_gif,
 )
 def save_gif(ctx: Context, image: torch.Tensor, path: str, fps: float, scale: int, loop: bool) -> str:
     """Write a batch of images as an animated GIF, one frame per image, written atomically."""

@@ -131,6 +131,7 @@ def _relax(ctx: Context, weight: torch.Tensor, points: np.ndarray, iterations: i
 
 @node(
     "points.stipple",
+    seeded=True,
     category="lineart",
     inputs={"image": Input(Image, description="the picture to stipple (the first image of the batch)")},
     params={

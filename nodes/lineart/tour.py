@@ -24,7 +24,7 @@ from PIL import ImageColor, ImageDraw
 from artgraph import Bool, Context, Dict, Image, Input, Int, NodeError, Param, PortType, Str, node
 from artgraph import Float as FloatT
 
-from .._colour import colour_problems
+from .._colour import colour
 from .._imageio import long_side_size, pil_to_tensor
 from .tsp import ant_colony_tour
 
@@ -124,6 +124,7 @@ TourT = PortType(
 
 @node(
     "evolve.ant_colony",
+    seeded=True,
     category="lineart",
     inputs={"points": Input(Points, description="the points to visit")},
     params={
@@ -189,10 +190,6 @@ def ant_colony(
 SUPERSAMPLE = 4
 
 
-def _check_render(params: dict[str, object]) -> list[tuple[str, str]]:
-    return colour_problems(params, "color", "background")
-
-
 @node(
     "tour.render",
     category="lineart",
@@ -200,11 +197,10 @@ def _check_render(params: dict[str, object]) -> list[tuple[str, str]]:
     params={
         "size": Param(Int, 512, min=8, max=16384, description="long side of the picture in pixels"),
         "width": Param(FloatT, 1.5, min=0.1, max=100.0, description="line width in output pixels"),
-        "color": Param(Str, "black", description="line colour (a name, #rrggbb or rgb(...))"),
-        "background": Param(Str, "white", description="paper colour"),
+        "color": Param(Str, "black", rule=colour, description="line colour (a name, #rrggbb or rgb(...))"),
+        "background": Param(Str, "white", rule=colour, description="paper colour"),
     },
     outputs={"image": Image},
-    check=_check_render,
 )
 def render(ctx: Context, tour: Tour, size: int, width: float, color: str, background: str) -> torch.Tensor:
     """Draw the tour as one closed, continuous, antialiased line: the single-line drawing.
@@ -212,9 +208,6 @@ def render(ctx: Context, tour: Tour, size: int, width: float, color: str, backgr
     The picture keeps the source image's aspect; joints are rounded so sharp
     turns stay smooth, and drawing at 4× then shrinking gives clean edges.
     """
-    problems = _check_render({"color": color, "background": background})
-    if problems:
-        raise NodeError(f"{problems[0][0]}; {problems[0][1]}")
     ink = ImageColor.getcolor(color, "RGB")
     paper = ImageColor.getcolor(background, "RGB")
     out_h, out_w = long_side_size(tour.height, tour.width, size)

@@ -48,6 +48,7 @@ def _check_anneal(params: dict[str, object]) -> list[tuple[str, str]]:
 
 @node(
     "evolve.anneal",
+    seeded=True,
     category="search",
     inputs={"genome": Input(GenomeType), "objective": Input(ObjectiveType, description="lower is better")},
     params={
@@ -58,7 +59,6 @@ def _check_anneal(params: dict[str, object]) -> list[tuple[str, str]]:
         "schedule": Param(Str, "exponential", choices=SCHEDULES),
         "batch": Param(Int, 8, min=1, max=100_000, description="neighbours scored per step (the best one is proposed)"),
         "sigma": Param(FloatT, 0.1, min=0.0, max=1.0, description="size of a move: std of the change to one shape"),
-        "seed": Param(Int, 0, min=0),
         **_CHECKPOINT_PARAMS,
     },
     outputs={
@@ -80,7 +80,6 @@ def anneal(
     schedule: str = "exponential",
     batch: int = 8,
     sigma: float = 0.1,
-    seed: int = 0,
     checkpoint: str = "checkpoints/evolve.safetensors",
     checkpoint_every: int = 0,
     resume: str | None = None,
@@ -91,9 +90,6 @@ def anneal(
     suits a pixel distance of 0.05 and a style loss of 5,000: a move that makes the
     score worse by ``d`` is taken with probability ``exp(-d / (T · |first score|))``.
     """
-    problems = _check_anneal({"t_start": t_start, "t_end": t_end, "schedule": schedule})
-    if problems:
-        raise NodeError(problems[0][0])
     search = _Search(ctx, "anneal", genome, objective, size, checkpoint, checkpoint_every)
     score, rng = search.score, search.rng
     with search.running():

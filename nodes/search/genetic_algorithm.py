@@ -77,6 +77,7 @@ def _check_genetic(params: dict[str, object]) -> list[tuple[str, str]]:
 
 @node(
     "evolve.genetic",
+    seeded=True,
     category="search",
     inputs={"genome": Input(GenomeType), "objective": Input(ObjectiveType, description="lower is better")},
     params={
@@ -91,7 +92,6 @@ def _check_genetic(params: dict[str, object]) -> list[tuple[str, str]]:
         ),
         "mutation_sigma": Param(FloatT, 0.1, min=0.0, max=1.0, description="std of the Gaussian mutation"),
         "elite": Param(Int, 4, min=0, description="best individuals copied unchanged"),
-        "seed": Param(Int, 0, min=0),
         "patience": Param(Int, 0, min=0, description="stop after N generations without improvement (0: never)"),
         **_CHECKPOINT_PARAMS,
     },
@@ -116,7 +116,6 @@ def genetic(
     mutation_rate: float | None = None,
     mutation_sigma: float = 0.1,
     elite: int = 4,
-    seed: int = 0,
     patience: int = 0,
     checkpoint: str = "checkpoints/evolve.safetensors",
     checkpoint_every: int = 0,
@@ -130,9 +129,6 @@ def genetic(
     """
     if mutation_rate is None:
         mutation_rate = min(1.0, FIVE_GENES / genome.dims)
-    problems = _check_genetic({"population": population, "elite": elite, "tournament": tournament})
-    if problems:
-        raise NodeError(problems[0][0])
     search = _Search(ctx, "genetic", genome, objective, size, checkpoint, checkpoint_every)
     score, rng = search.score, search.rng
     settings = GeneticSettings(tournament, crossover, crossover_rate, mutation_rate, mutation_sigma, elite)

@@ -41,7 +41,7 @@ from PIL import ImageDraw
 
 from artgraph import Float, Int, NodeError, Param, PortType, Str, node
 
-from .._colour import colour_problems, parse_colour
+from .._colour import colour, parse_colour
 
 #: Shape maths runs on numpy arrays (Pillow path) and tensors (dense path) alike.
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -339,15 +339,11 @@ GenomeType = PortType(
 )
 
 
-def _check_colour(params: dict[str, object]) -> list[tuple[str, str]]:
-    return colour_problems(params, "background")
-
-
 def _common(count: int) -> dict[str, Param]:
     return {
         "count": Param(Int, count, min=1, max=100_000, description="how many shapes make a picture"),
         "alpha_max": Param(Float, 0.5, min=0.0, max=1.0, description="the most opaque a shape can be"),
-        "background": Param(Str, "white", description="colour under the shapes (name or #rrggbb)"),
+        "background": Param(Str, "white", rule=colour, description="colour under the shapes (name or #rrggbb)"),
         "renderer": Param(Str, "auto", choices=RENDERERS, description="auto: pil on the CPU, torch on a GPU"),
     }
 
@@ -357,7 +353,6 @@ def _common(count: int) -> dict[str, Param]:
     category="search",
     params=_common(50),
     outputs={"genome": GenomeType},
-    check=_check_colour,
 )
 def triangles(count: int, alpha_max: float, background: str, renderer: str) -> Genome:
     """Pictures made of translucent triangles (EvoLisa's search space): 10 genes per triangle."""
@@ -372,7 +367,6 @@ def triangles(count: int, alpha_max: float, background: str, renderer: str) -> G
         "radius_max": Param(Float, 0.25, min=0.0, max=2.0, description="largest radius, as a share of the long side"),
     },
     outputs={"genome": GenomeType},
-    check=_check_colour,
 )
 def circles(count: int, alpha_max: float, background: str, renderer: str, radius_max: float) -> Genome:
     """Pictures made of translucent discs: 7 genes per circle."""
@@ -388,7 +382,6 @@ def circles(count: int, alpha_max: float, background: str, renderer: str, radius
         "width_max": Param(Float, 0.06, min=0.0, max=1.0, description="widest stroke, as a share of the long side"),
     },
     outputs={"genome": GenomeType},
-    check=_check_colour,
 )
 def strokes(
     count: int, alpha_max: float, background: str, renderer: str, length_max: float, width_max: float

@@ -153,6 +153,7 @@ def check_layer_params(*names: str) -> Callable[[dict[str, object]], list[str]]:
 
 @node(
     "vgg.model",
+    seeded=True,
     category="style",
     params={
         "arch": Param(Str, "vgg19", choices=ARCHS, description="network depth"),

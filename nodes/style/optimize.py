@@ -131,6 +131,7 @@ def _check(params: dict[str, object]) -> list[str]:
 @node(
     "optimize.image",
     category="style",
+    seeded=True,
     inputs={
         "objective": Input(ObjectiveType),
         "init": Input(Image, optional=True, description="starting image; omit for noise of 'size'"),
@@ -158,7 +159,6 @@ def optimize_image(
     steps: int,
     optimizer: str,
     lr: float | None,
-    seed: int,
     save_every: int,
 ):
     """Optimise pixels to minimise an objective (L-BFGS or Adam); history has each term per step."""

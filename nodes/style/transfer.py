@@ -58,6 +58,7 @@ def _check(params: dict[str, object]) -> list[str]:
 @node(
     "style.transfer",
     category="style",
+    seeded=True,
     inputs={
         "content": Input(Image),
         "style": Input(List(Image), description="one or more style images"),
@@ -98,7 +99,6 @@ def style_transfer(
     style_blend: list[float] | None,
     style_scale: float,
     init: str,
-    seed: int,
     preserve_colors: bool,
     scales: list[int] | None,
 ) -> tuple[torch.Tensor, dict[str, list[float]]]:

@@ -170,7 +170,7 @@ def test_halftone_declares_its_params() -> None:
 def test_nodes_stay_on_the_device_of_their_input(device: str) -> None:
     image = torch.rand(2, 4, 20, 20, generator=torch.Generator().manual_seed(0))
     on_device = image.to(device)
-    colours = palette(Context("p", "example.palette", device=device), on_device, 4, 5, None)
+    colours = palette(Context("p", "example.palette", device=device), on_device, 4, 5)
     assert colours.device.type == device
     for out in (
         posterize(on_device, levels=3),
@@ -197,7 +197,7 @@ def three_colour_image() -> torch.Tensor:
 
 
 def test_palette_finds_the_colours_darkest_first() -> None:
-    found = palette(ctx_for("example.palette"), three_colour_image(), colors=3, iterations=10, seed=None)
+    found = palette(ctx_for("example.palette"), three_colour_image(), colors=3, iterations=10)
     assert Palette.check_value(found) is None
     expected = torch.tensor([NAVY, RED, GREEN])  # by Rec. 601 luma: 0.08, 0.35, 0.59
     assert torch.allclose(found, expected, atol=1e-5)
@@ -205,15 +205,15 @@ def test_palette_finds_the_colours_darkest_first() -> None:
 
 def test_palette_is_reproducible_from_its_seed() -> None:
     image = torch.rand(1, 3, 300, 300)  # more pixels than are sampled
-    a = palette(ctx_for("example.palette", seed=7), image, colors=6, iterations=3, seed=7)
-    b = palette(ctx_for("example.palette", seed=7), image, colors=6, iterations=3, seed=7)
-    c = palette(ctx_for("example.palette", seed=8), image, colors=6, iterations=3, seed=8)
+    a = palette(ctx_for("example.palette", seed=7), image, colors=6, iterations=3)
+    b = palette(ctx_for("example.palette", seed=7), image, colors=6, iterations=3)
+    c = palette(ctx_for("example.palette", seed=8), image, colors=6, iterations=3)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 
 
 def test_palette_with_more_colours_than_the_image_has() -> None:
-    found = palette(ctx_for("example.palette"), gray(0.5), colors=4, iterations=5, seed=None)
+    found = palette(ctx_for("example.palette"), gray(0.5), colors=4, iterations=5)
     assert found.shape == (4, 3)
     assert torch.allclose(found, torch.full((4, 3), 0.5))
 

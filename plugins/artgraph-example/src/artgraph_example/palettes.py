@@ -56,6 +56,7 @@ def _luma_order(colours: torch.Tensor) -> torch.Tensor:
 @node(
     "example.palette",
     category="example",
+    seeded=True,
     inputs={"image": Input(Image, description="the picture (or batch) to take colours from")},
     params={
         "colors": Param(Int, 8, min=1, max=256, description="how many colours"),
@@ -64,7 +65,7 @@ def _luma_order(colours: torch.Tensor) -> torch.Tensor:
     },
     outputs={"palette": Output(Palette, "[colors, C] colours, darkest first")},
 )
-def palette(ctx: Context, image: torch.Tensor, colors: int, iterations: int, seed: int | None) -> torch.Tensor:
+def palette(ctx: Context, image: torch.Tensor, colors: int, iterations: int) -> torch.Tensor:
     """Find the main colours of an image (k-means, k-means++ start), darkest first.
 
     Random choices come from ``ctx.rng``, seeded by ``seed`` (or, when it is unset,
