@@ -8,7 +8,10 @@ algorithm can use the very same value. Objectives compose like numbers:
 report each part, for loss histories.
 
 The engine knows nothing about what an objective measures: nodes build them
-(VGG content and style losses, pixel distances, a plugin's CLIP score).
+(VGG content and style losses, pixel distances, a plugin's CLIP score), and
+what a consumer may want to know besides the score (the shape of the target a
+search paints, whether scoring is compute-bound) is an optional protocol of
+that consumer (see ``artgraph.nodes.search.harness``), not part of this class.
 """
 
 from __future__ import annotations
@@ -25,11 +28,6 @@ class Objective(ABC):
     """Base class: implement :meth:`terms` (each term a ``[B]`` tensor, weighted)."""
 
     name: str = "objective"
-    #: True when scoring is dominated by big tensor operations that use every CPU core
-    #: (a network's forward pass). Searches that score many small batches run cheap
-    #: objectives on one CPU thread, where thread hand-offs would cost more than they
-    #: save; a plugin's network-based objective should set this.
-    compute_bound: bool = False
 
     @abstractmethod
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -50,14 +48,6 @@ class Objective(ABC):
         Consumers call it when they are done scoring (an optimisation or a search
         ends), so memory is free for the nodes that run next while the objective
         itself may stay cached for a later run. The default holds nothing.
-        """
-        return None
-
-    def aspect(self) -> float | None:
-        """Width ÷ height of the images this objective compares against, if it has a target.
-
-        Searches that draw their own pictures (genomes) render at this aspect, so a
-        portrait target is painted as a portrait; None means "any shape will do".
         """
         return None
 
@@ -92,17 +82,9 @@ class Sum(Objective):
             raise ValueError("a sum of objectives needs at least one objective")
         self.name = "+".join(obj.name for obj, _ in self.parts)
 
-    @property
-    def compute_bound(self) -> bool:  # type: ignore[override]
-        return any(obj.compute_bound for obj, _ in self.parts)
-
     def release(self) -> None:
         for obj, _ in self.parts:
             obj.release()
-
-    def aspect(self) -> float | None:
-        """The first part's that has one."""
-        return next((a for a in (obj.aspect() for obj, _ in self.parts) if a is not None), None)
 
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}

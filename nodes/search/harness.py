@@ -33,6 +33,7 @@ from artgraph import Path as PathT
 
 from .._tensorfile import read_safetensors, write_safetensors
 from .genomes import Genome, render_size
+from .hints import is_compute_bound, target_aspect
 
 CHECKPOINT_FORMAT = "artgraph.search.checkpoint"
 #: Images of at most this many pixels in total are scored in one call of the objective.
@@ -190,7 +191,7 @@ class _Search:
     ) -> None:
         self.ctx, self.kind, self.genome = ctx, kind, genome
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
-        self.aspect = objective.aspect()
+        self.aspect = target_aspect(objective)
         self.shape = render_size(size, self.aspect)
         self.score = Scorer(genome, objective, self.shape, ctx.device)
         self.rng = ctx.rng
@@ -218,7 +219,7 @@ class _Search:
         Releasing drops what the objective memoised for the last population (a
         VGG objective's activations), which would otherwise outlive the search.
         """
-        single = self.ctx.device.type == "cpu" and not self.score.objective.compute_bound
+        single = self.ctx.device.type == "cpu" and not is_compute_bound(self.score.objective)
         before = torch.get_num_threads()
         if single:
             torch.set_num_threads(1)
