@@ -28,9 +28,14 @@ demo: install
 	$(VENV)/bin/artgraph run graphs/style_transfer.yaml
 	@echo "open out/stylized.png"
 
+# mypy (configured in pyproject.toml) checks core/ and nodes/ under their import names, artgraph and
+# artgraph.nodes, through a tree of links made afresh each run: it cannot follow package-dir itself.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	rm -rf build/typecheck && mkdir -p build/typecheck/artgraph
+	cd build/typecheck/artgraph && ln -s ../../../core/* ../../../nodes .
+	$(VENV)/bin/mypy
 
 test: lint
 	$(PY) -m pytest

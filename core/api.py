@@ -167,7 +167,8 @@ class _Provenance(Mapping[str, str]):
     """The provenance mapping nodes may embed; the graph's YAML is written only if asked for."""
 
     def __init__(self, graph_yaml: Callable[[], str], source: str, base_dir: str) -> None:
-        self._make, self._yaml = graph_yaml, None
+        self._make = graph_yaml
+        self._yaml: str | None = None
         self._rest = {"source": source, "base_dir": base_dir}
 
     def __getitem__(self, key: str) -> str:

@@ -18,11 +18,12 @@ if TYPE_CHECKING:
     import torch
 
 
-class _NodeLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class _NodeLog(logging.LoggerAdapter):  # bare: LoggerAdapter[...] fails at runtime before Python 3.11
     """Prefixes messages with the node id; one shared logger, not one per node."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['node']}] {msg}", kwargs  # type: ignore[index]
+        assert self.extra is not None  # always {"node": node_id}, see Context.__init__
+        return f"[{self.extra['node']}] {msg}", kwargs
 
 
 _NODE_LOGGER = logging.getLogger("artgraph.node")
@@ -52,7 +53,7 @@ class Context:
         self._rng: torch.Generator | None = None
         self._progress = progress
         self._provenance = provenance
-        self.log: logging.LoggerAdapter = _NodeLog(_NODE_LOGGER, {"node": node_id})  # type: ignore[type-arg]
+        self.log: logging.LoggerAdapter[logging.Logger] = _NodeLog(_NODE_LOGGER, {"node": node_id})
 
     @property
     def provenance(self) -> dict[str, Any]:

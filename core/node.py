@@ -22,7 +22,7 @@ import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from .errors import PluginError
 from .types import Float, Int, PortType, TypeCheckError
@@ -177,7 +177,8 @@ class NodeSpec:
         if inspect.isclass(self.fn):
             if self._instance is None:
                 self._instance = self.fn()
-            return self._instance  # type: ignore[return-value]
+            # An instance of a node class is called through its __call__, whose signature _build_spec read.
+            return cast(Callable[..., object], self._instance)
         return self.fn
 
     def normalise_outputs(self, result: object) -> dict[str, object]:
@@ -263,7 +264,7 @@ def node(
             check,
             seeded,
         )
-        fn.__artgraph_node__ = spec  # type: ignore[attr-defined]
+        fn.__artgraph_node__ = spec  # type: ignore[attr-defined]  # the spec travels on the function; see spec_of
         return fn
 
     return decorate

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import pluggy
 
-from .node import NodeSpec, spec_of
+from .node import Input, NodeSpec, Output, Param, spec_of
 from .ports import BUILTIN_TYPES
 from .types import List, PortType
 
@@ -47,11 +47,11 @@ class HookSpecs:
     """The hooks a plugin may implement."""
 
     @hookspec
-    def artgraph_register_types(self) -> Iterable[PortType]:  # type: ignore[empty-body]
+    def artgraph_register_types(self) -> Iterable[PortType]:  # type: ignore[empty-body]  # a hookspec: never called
         """Return the port types this plugin adds (``PortType`` objects)."""
 
     @hookspec
-    def artgraph_register_nodes(self) -> Iterable[object]:  # type: ignore[empty-body]
+    def artgraph_register_nodes(self) -> Iterable[object]:  # type: ignore[empty-body]  # a hookspec: never called
         """Return this plugin's nodes: functions/classes decorated with ``@node``."""
 
 
@@ -136,7 +136,12 @@ class Registry:
                     )
                 )
                 continue
-            ports = [p.type for p in [*spec.inputs.values(), *spec.params.values(), *spec.outputs.values()]]
+            declared: list[Input | Param | Output] = [
+                *spec.inputs.values(),
+                *spec.params.values(),
+                *spec.outputs.values(),
+            ]
+            ports = [p.type for p in declared]
             unknown = sorted({t.name for t in ports if self.resolve_type(t.name) is None})
             if unknown:
                 self.broken.append(

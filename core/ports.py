@@ -9,11 +9,16 @@ their own kinds the same way (``PortType(...)`` from the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeGuard
+
 from .objective import Objective as _Objective
 from .types import PLAIN_TYPES, TENSOR, PortType
 
+if TYPE_CHECKING:
+    import torch
 
-def _is_tensor(value: object) -> bool:
+
+def _is_tensor(value: object) -> TypeGuard[torch.Tensor]:
     # Avoid importing torch for graphs that never touch a tensor.
     return type(value).__module__.startswith("torch") and hasattr(value, "ndim")
 
@@ -25,11 +30,11 @@ def _check_tensor(value: object) -> str | None:
 def _check_image(value: object) -> str | None:
     if not _is_tensor(value):
         return f"expected an image tensor [B,C,H,W], got {type(value).__name__}"
-    if value.ndim != 4:  # type: ignore[attr-defined]
-        shape = list(value.shape)  # type: ignore[attr-defined]
+    if value.ndim != 4:
+        shape = list(value.shape)
         return f"expected an image tensor [B,C,H,W], got shape {shape}"
-    if not value.is_floating_point():  # type: ignore[attr-defined]
-        return f"expected a float image in [0,1], got dtype {value.dtype}"  # type: ignore[attr-defined]
+    if not value.is_floating_point():
+        return f"expected a float image in [0,1], got dtype {value.dtype}"
     return None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Protocol
+from typing import IO, Protocol, TypeVar
 
 
 class Progress(Protocol):
@@ -21,8 +21,11 @@ class Progress(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+_B = TypeVar("_B", bound="_Base")
+
+
 class _Base:
-    def __enter__(self) -> _Base:
+    def __enter__(self: _B) -> _B:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,14 +19,15 @@ _REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 def _literal_schema(t: PortType) -> dict[str, Any]:
     if t.element is not None:
         return {"type": "array", "items": _literal_schema(t.element)}
-    return {
+    schemas: dict[str, dict[str, Any]] = {
         "Int": {"type": "integer"},
         "Float": {"type": "number"},
         "Bool": {"type": "boolean"},
         "Str": {"type": "string"},
         "Path": {"type": "string", "minLength": 1},
         "Dict": {"type": "object"},
-    }.get(t.name, {})
+    }
+    return schemas.get(t.name, {})
 
 
 def _param_schema(p: Param) -> dict[str, Any]:

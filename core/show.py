@@ -45,7 +45,7 @@ def write_drawing(plan: Plan, path: str) -> None:
         data = dot.to_string().encode()
     else:
         try:
-            data = dot.create(format=suffix[1:])
+            data = dot.create(format=suffix[1:])  # type: ignore[assignment]  # pydot says str; it returns dot's stdout bytes
         except (FileNotFoundError, OSError, AssertionError) as exc:
             raise ArtgraphError(
                 f"drawing {suffix} needs Graphviz's 'dot' program ({exc}); install graphviz or write a .dot file"

@@ -12,9 +12,10 @@ them from the ``artgraph_register_types`` hook.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any as _AnyValue
+from typing import cast
 
 #: Codecs the disk cache understands. ``None`` means "never stored on disk"
 #: (models, open handles): such values live in the in-memory cache only.
@@ -280,7 +281,8 @@ def adapt(value: object, src: PortType, dst: PortType) -> object:
     if convert is not None:
         return convert(value)
     if src.element is not None and dst.element is not None:
-        return [adapt(v, src.element, dst.element) for v in value]  # type: ignore[attr-defined]
+        # Both are list types, so the value is the list that src's port produced.
+        return [adapt(v, src.element, dst.element) for v in cast(Iterable[object], value)]
     if dst.element is not None:
         return [adapt(value, src, dst.element)]
     return value

@@ -255,7 +255,7 @@ class _Checker:
     # -- order ------------------------------------------------------------
 
     def order(self, planned: dict[str, PlannedNode]) -> list[str]:
-        g = nx.DiGraph()
+        g: nx.DiGraph[str] = nx.DiGraph()
         g.add_nodes_from(planned)
         for node in planned.values():
             for wire in node.sources():

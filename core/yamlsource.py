@@ -22,7 +22,7 @@ from .errors import Problem
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict):
     """A dict that knows the line of itself and of each of its keys (1-based)."""
 
     line: int | None = None
@@ -38,7 +38,7 @@ class YamlProblem(Exception):
         self.line, self.message, self.hint = line, message, hint
 
 
-class _Loader(_Base):  # type: ignore[misc, valid-type]
+class _Loader(_Base):
     #: (mapping, key, line, first line) of every duplicate key seen while constructing.
     duplicates: list[tuple[LineDict, Any, int, int]]
 
@@ -145,7 +145,8 @@ def _check_nesting(text: str) -> bool:
             if isinstance(event, opening):
                 depth += 1
                 if depth > limit:
-                    raise _too_deep(event.start_mark.line + 1, limit)
+                    mark = event.start_mark  # the parser marks every event; the stubs allow None
+                    raise _too_deep(mark.line + 1 if mark is not None else None, limit)
             elif isinstance(event, closing):
                 depth -= 1
             elif isinstance(event, yaml.AliasEvent):

@@ -27,8 +27,8 @@ def tensor_to_pil(image: torch.Tensor) -> PILImage.Image:
     channels = image.shape[0]
     if channels not in MODES_BY_CHANNELS:
         raise ValueError(f"cannot save an image with {channels} channels (need 1, 3 or 4)")
-    array = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-    array = array.permute(1, 2, 0).cpu().numpy()
+    pixels = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+    array = pixels.permute(1, 2, 0).cpu().numpy()
     if channels == 1:
         array = array[:, :, 0]
     return PILImage.fromarray(array, mode=MODES_BY_CHANNELS[channels])

@@ -56,7 +56,8 @@ def _opt_problems(prefix: str, tensors: dict[str, torch.Tensor], opt: torch.opti
     """What in the saved Adam state does not fit the optimiser's parameters."""
     params = [p for group in opt.param_groups for p in group["params"]]
     names = ("step", "exp_avg", "exp_avg_sq")
-    problems, seen = [], {}
+    problems: list[str] = []
+    seen: dict[int, set[str]] = {}
     for key, value in _sub(tensors, prefix).items():
         index, _, name = key.partition(".")
         if not index.isdigit() or int(index) >= len(params) or name not in names:

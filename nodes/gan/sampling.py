@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -87,6 +88,11 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) / sin) * a + (torch.sin(t * omega) / sin) * b
 
 
+def _check_interpolate(params: Mapping[str, object]) -> list[str]:
+    seeds = params.get("seeds")
+    return [] if isinstance(seeds, list) and len(seeds) >= 2 else ["'seeds' needs two or more seeds"]
+
+
 @node(
     "gan.interpolate",
     category="gan",
@@ -99,7 +105,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         "truncation": Param(FloatT, None, min=0.01, max=10.0, description="truncated-normal latent points"),
     },
     outputs={"image": Output(Image, "the frames as a batch, for image.grid or image.save_gif")},
-    check=lambda p: [] if len(p.get("seeds") or []) >= 2 else ["'seeds' needs two or more seeds"],
+    check=_check_interpolate,
 )
 def interpolate(
     generator: Generator, seeds: list[int], steps: int, method: str, loop: bool, truncation: float | None = None

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
@@ -121,7 +122,7 @@ def default_spectral_norm(loss: str) -> bool:
     return loss != "wgan-gp"
 
 
-def _check_train(params: dict[str, object]) -> list[str]:
+def _check_train(params: Mapping[str, object]) -> list[str]:
     out = []
     betas = params.get("betas")
     if isinstance(betas, list) and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
@@ -280,8 +281,9 @@ def train(
     gen_net.to(device).train()
     disc.to(device).train()
     average = copy.deepcopy(gen_net).eval().requires_grad_(False) if ema > 0 else None
-    opt_g = torch.optim.Adam(gen_net.parameters(), lr=lr, betas=tuple(betas))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=d_lr, betas=tuple(betas))
+    adam_betas = cast(tuple[float, float], tuple(betas))  # two numbers: the check asks for two, Adam unpacks two
+    opt_g = torch.optim.Adam(gen_net.parameters(), lr=lr, betas=adam_betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=d_lr, betas=adam_betas)
     history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_loss": []}
     last_saved: tuple[int, str] | None = None
     start = 0
@@ -373,5 +375,5 @@ def train(
 def _ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
     for a, p in zip(average.parameters(), model.parameters(), strict=True):
         a.lerp_(p, 1.0 - decay)
-    for a, b in zip(average.buffers(), model.buffers(), strict=True):
-        a.copy_(b)
+    for buffer, source in zip(average.buffers(), model.buffers(), strict=True):
+        buffer.copy_(source)

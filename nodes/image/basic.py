@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -62,7 +63,7 @@ def load(ctx: Context, path: str, size: int | None, mode: str) -> torch.Tensor:
     return tensor.to(ctx.device)
 
 
-def _check_save(params: dict[str, object]) -> list[tuple[str, str]]:
+def _check_save(params: Mapping[str, object]) -> list[tuple[str, str]]:
     path = str(params.get("path") or "")
     fmt = params.get("format")
     if fmt is None and Path(path).suffix.lower() not in _SAVE_FORMATS:
@@ -129,7 +130,7 @@ def save(ctx: Context, image: torch.Tensor, path: str, format: str | None, quali
 _INTERPOLATION = ("bilinear", "bicubic", "nearest", "area")
 
 
-def _check_resize(params: dict[str, object]) -> list[str]:
+def _check_resize(params: Mapping[str, object]) -> list[str]:
     size, width, height = params.get("size"), params.get("width"), params.get("height")
     if size is None and width is None and height is None:
         return ["give 'size' (long side) or 'width' and/or 'height'"]

@@ -176,14 +176,14 @@ def render(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
     from matplotlib.ticker import MaxNLocator
 
     compact = width < _COMPACT_WIDTH or height < _COMPACT_HEIGHT
-    fig = Figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI, layout=None if compact else "constrained")
+    layout = None if compact else ConstrainedLayoutEngine(w_pad=4 / _DPI, h_pad=4 / _DPI)
+    fig = Figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI, layout=layout)
     if compact:
         fig.subplots_adjust(left=0.2, right=0.96, bottom=0.15, top=0.86 if title else 0.95)
-    else:
-        fig.get_layout_engine().set(w_pad=4 / _DPI, h_pad=4 / _DPI)  # type: ignore[union-attr]
     font = float(np.clip(min(width, height) / 32, 4, 12))
     ax: Axes = fig.add_subplot()
     xs = np.asarray(x, dtype=np.float64)

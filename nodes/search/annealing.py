@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 
@@ -36,7 +37,7 @@ def accept_probability(delta: float, temp: float) -> float:
     return math.exp(-delta / temp)
 
 
-def _check_anneal(params: dict[str, object]) -> list[tuple[str, str]]:
+def _check_anneal(params: Mapping[str, object]) -> list[tuple[str, str]]:
     start, end, schedule = params.get("t_start"), params.get("t_end"), params.get("schedule")
     if isinstance(start, float) and isinstance(end, float):
         if end > start:

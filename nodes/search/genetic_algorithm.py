@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -63,7 +64,7 @@ def next_generation(
     return elite, children
 
 
-def _check_genetic(params: dict[str, object]) -> list[tuple[str, str]]:
+def _check_genetic(params: Mapping[str, object]) -> list[tuple[str, str]]:
     problems = []
     population, elite, size = params.get("population"), params.get("elite"), params.get("tournament")
     if isinstance(population, int) and isinstance(elite, int) and elite >= population:

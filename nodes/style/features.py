@@ -10,7 +10,7 @@ objectives share it — the same cost as a hand-written loop.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -133,12 +133,12 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
-def check_layer_params(*names: str) -> Callable[[dict[str, object]], list[str]]:
+def check_layer_params(*names: str) -> Callable[[Mapping[str, object]], list[str]]:
     """A node ``check`` for params that list VGG layers: unknown names and empty lists
     become validation errors, reported before anything runs (the arch is not known
     yet, so names valid for any VGG pass here and are checked again by the model)."""
 
-    def check(params: dict[str, object]) -> list[str]:
+    def check(params: Mapping[str, object]) -> list[str]:
         out: list[str] = []
         for name in names:
             value = params.get(name)

@@ -10,7 +10,8 @@ device; the objective adapts to whatever size it is asked to score.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -39,6 +40,16 @@ def resize_to(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def _per_image(x: torch.Tensor) -> torch.Tensor:
     """The mean over everything but the batch dimension (no copy, whatever the layout)."""
     return x.mean(dim=tuple(range(1, x.ndim)))
+
+
+def _size(images: torch.Tensor) -> tuple[int, int]:
+    """(H, W) of an image batch: the key of the per-resolution targets."""
+    return images.shape[-2], images.shape[-1]
+
+
+def _sum(losses: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The per-image losses of the layers added up: a tensor, there being at least one layer."""
+    return cast(torch.Tensor, sum(losses))
 
 
 def _aspect(image: torch.Tensor) -> float:
@@ -73,9 +84,9 @@ class ContentObjective(Objective):
         self.source.forget()
 
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        target = self.targets(tuple(images.shape[-2:]))
+        target = self.targets(_size(images))
         feats = self.source(images, self.layers)
-        loss = sum(_per_image((feats[name] - target[name]) ** 2) for name in self.layers)
+        loss = _sum(_per_image((feats[name] - target[name]) ** 2) for name in self.layers)
         return {self.name: self.weight * loss}
 
 
@@ -140,9 +151,9 @@ class StyleObjective(Objective):
         return self._targets[size]
 
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        target = self.targets(tuple(images.shape[-2:]))
+        target = self.targets(_size(images))
         feats = self.source(images, self.layers)
-        loss = sum(
+        loss = _sum(
             lw * _per_image((gram(feats[name]) - target[name]) ** 2)
             for name, lw in zip(self.layers, self.layer_weights, strict=True)
         )
@@ -182,7 +193,7 @@ class PixelObjective(Objective):
         return _aspect(self.target)
 
     def terms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        size = tuple(images.shape[-2:])
+        size = _size(images)
         if self.resolution and max(size) > self.resolution:
             factor = self.resolution / max(size)
             size = (max(1, round(size[0] * factor)), max(1, round(size[1] * factor)))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -65,7 +67,8 @@ def optimize_pixels(
     def evaluate() -> torch.Tensor:
         nonlocal evals, last_good
         terms = objective.terms(x)
-        per_image = sum(terms.values())
+        # An objective has at least one term, so the sum is a tensor, never sum()'s start 0.
+        per_image = cast(torch.Tensor, sum(terms.values()))
         loss = per_image.sum()
         evals += 1
         value = float(loss.detach())
@@ -87,7 +90,7 @@ def optimize_pixels(
     with ctx.progress(steps, desc) as bar:
         try:
             if optimizer == "lbfgs":
-                opt = torch.optim.LBFGS(
+                lbfgs = torch.optim.LBFGS(
                     [x],
                     lr=rate,
                     max_iter=steps,
@@ -98,16 +101,16 @@ def optimize_pixels(
                 )
 
                 def closure() -> torch.Tensor:
-                    opt.zero_grad(set_to_none=True)
+                    lbfgs.zero_grad(set_to_none=True)
                     return evaluate()
 
-                opt.step(closure)
+                lbfgs.step(closure)
             else:
-                opt = torch.optim.Adam([x], lr=rate)
+                adam = torch.optim.Adam([x], lr=rate)
                 for _ in range(steps):
-                    opt.zero_grad(set_to_none=True)
+                    adam.zero_grad(set_to_none=True)
                     evaluate()
-                    opt.step()
+                    adam.step()
                     with torch.no_grad():
                         x.clamp_(0, 1)
         except _Diverged as stop:
@@ -121,9 +124,9 @@ def optimize_pixels(
     return Outcome(final, history, snapshots)
 
 
-def _check(params: dict[str, object]) -> list[str]:
+def _check(params: Mapping[str, object]) -> list[str]:
     lr = params.get("lr")
-    if lr is not None and float(lr) <= 0:  # type: ignore[arg-type]
+    if isinstance(lr, (int, float)) and lr <= 0:  # a Float param: a float or None by now
         return ["'lr' must be above 0"]
     return []
 

@@ -10,6 +10,7 @@ stages.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -47,7 +48,7 @@ def keep_colors(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     return yiq_to_rgb(mixed).clamp(0, 1)
 
 
-def _check(params: dict[str, object]) -> list[str]:
+def _check(params: Mapping[str, object]) -> list[str]:
     out = check_layer_params("content_layers", "style_layers")(params)
     scales = params.get("scales")
     if isinstance(scales, list) and any(b < a for a, b in itertools.pairwise(scales)):

@@ -162,7 +162,7 @@ class VGG(nn.Module):
         if problems:
             raise NodeError(problems[0])
 
-    def forward(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+    def forward(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         self.check(layers)
         wanted = set(layers)
         last = max(self.index[n] for n in wanted)
