@@ -8,6 +8,7 @@ One pack of test nodes, registered without entry points (``registry``):
   Model outputs, a required param, a list of Floats.
 
 Helpers for tests (import them: ``from tests.conftest import dedent, line_no``):
+``make_ctx`` builds the context for calling a node function directly;
 ``dedent``/``line_no`` for graph text; ``graphs`` (a fixture) writes graphs into
 ``tmp_path`` and loads them with ``registry``; ``only_problem``, ``the_problem``,
 ``check``, ``assert_shape`` and ``Has`` check the problems a graph has.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import textwrap
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,23 @@ import torch
 from PIL import Image as PILImage
 
 import artgraph
-from artgraph import REQUIRED, Float, GraphError, Image, Input, Int, List, Model, Param, Problem, Tensor, node
+from artgraph import (
+    REQUIRED,
+    Context,
+    Float,
+    GraphError,
+    Image,
+    Input,
+    Int,
+    List,
+    Model,
+    Param,
+    Problem,
+    Tensor,
+    node,
+)
 from artgraph.plugins import build_registry
+from artgraph.progress import ProgressFactory
 
 #: Every call of a test node appends its node type here (cleared per test).
 CALLS: list[str] = []
@@ -213,6 +230,24 @@ def png(tmp_path: Path) -> Path:
 def graphs(tmp_path: Path, registry: artgraph.Registry) -> Graphs:
     """Graph files in ``tmp_path``, loaded with ``registry``."""
     return Graphs(tmp_path, registry)
+
+
+# --- calling nodes directly -----------------------------------------------------------
+
+
+def make_ctx(
+    node_id: str = "n",
+    node_type: str = "test",
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: ProgressFactory | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> Context:
+    """The context a graph run would give a node, for calling its function by hand:
+    ``image.load(make_ctx(), path=..., size=None, mode="RGB")``. The node id only
+    prefixes log lines (``[n] ...``); ``seed`` seeds ``ctx.rng``."""
+    return Context(node_id, node_type, seed=seed, device=device, progress=progress, provenance=provenance)
 
 
 # --- graph text -----------------------------------------------------------------------

@@ -12,17 +12,14 @@ import torch
 from PIL import Image as PILImage
 
 import artgraph
-from artgraph import Context, FunctionObjective, NodeError, load_graph
+from artgraph import FunctionObjective, NodeError, load_graph
 from artgraph.nodes import search as evolve
 from artgraph.nodes._tensorfile import write_safetensors
 from artgraph.nodes.search import genomes
 from artgraph.nodes.style import objectives
+from tests.conftest import make_ctx
 
 RENDERERS = ("pil", "torch")
-
-
-def ctx(seed: int = 0) -> Context:
-    return Context("test", "evolve", seed=seed)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -201,18 +198,18 @@ def test_nan_scores_count_as_the_worst_and_are_reported(caplog):
 
     with caplog.at_level(logging.WARNING, logger="artgraph.node"):
         _, _, history = evolve.genetic(
-            ctx(), genome, FunctionObjective("odd", half_nan), population=8, generations=3, size=8
+            make_ctx(), genome, FunctionObjective("odd", half_nan), population=8, generations=3, size=8
         )
     assert all(math.isfinite(v) for v in history["best"])
     assert "scored NaN or infinity and counted as the worst" in caplog.text
     with pytest.raises(NodeError, match="every individual"):
-        evolve.genetic(ctx(), genome, FunctionObjective("nan", lambda x: x.sum((1, 2, 3)) * math.nan), size=8)
+        evolve.genetic(make_ctx(), genome, FunctionObjective("nan", lambda x: x.sum((1, 2, 3)) * math.nan), size=8)
 
 
 def test_an_objective_must_score_each_image():
     genome = genomes.triangles(4, 0.5, "white", "auto")
     with pytest.raises(NodeError, match=r"one score per image, shape \[B\]"):
-        evolve.genetic(ctx(), genome, FunctionObjective("sum", lambda x: x.sum()), population=6, size=8)
+        evolve.genetic(make_ctx(), genome, FunctionObjective("sum", lambda x: x.sum()), population=6, size=8)
 
 
 # -- the genetic algorithm --------------------------------------------------------------
@@ -222,7 +219,7 @@ def _ga(seed: int = 0, **params):
     genome = params.pop("genome", None) or genomes.triangles(10, 0.6, "white", "auto")
     objective = objectives.objective_pixel(target(), "mse", 1.0)
     settings = {"population": 12, "generations": 8, "size": 16, **params}
-    return evolve.genetic(ctx(seed), genome, objective, seed=seed, **settings)
+    return evolve.genetic(make_ctx(seed=seed), genome, objective, **settings)
 
 
 def test_genetic_search_improves_and_records_its_history():
@@ -249,7 +246,7 @@ def test_every_crossover_runs(crossover):
 def test_patience_stops_a_search_that_no_longer_improves():
     flat = FunctionObjective("flat", lambda x: torch.zeros(len(x)))
     _, _, history = evolve.genetic(
-        ctx(), genomes.triangles(3, 0.5, "white", "auto"), flat, population=6, generations=50, size=8, patience=3
+        make_ctx(), genomes.triangles(3, 0.5, "white", "auto"), flat, population=6, generations=50, size=8, patience=3
     )
     assert len(history["generation"]) == 4  # generation 0, then three without improvement
 
@@ -257,9 +254,9 @@ def test_patience_stops_a_search_that_no_longer_improves():
 def test_the_render_follows_the_target_aspect_and_output_size():
     wide = objectives.objective_pixel(torch.rand(1, 3, 10, 20), "mse", 1.0)
     genome = genomes.circles(3, 0.5, "white", "auto", 0.3)
-    image, _, _ = evolve.genetic(ctx(), genome, wide, population=6, generations=1, size=16)
+    image, _, _ = evolve.genetic(make_ctx(), genome, wide, population=6, generations=1, size=16)
     assert image.shape == (1, 3, 8, 16)
-    image, _, _ = evolve.genetic(ctx(), genome, wide, population=6, generations=1, size=16, output_size=64)
+    image, _, _ = evolve.genetic(make_ctx(), genome, wide, population=6, generations=1, size=16, output_size=64)
     assert image.shape == (1, 3, 32, 64)
 
 
@@ -317,7 +314,7 @@ def _anneal(seed: int = 0, **params):
     genome = genomes.circles(8, 0.7, "white", "auto", 0.4)
     objective = objectives.objective_pixel(target(), "mse", 1.0)
     settings = {"steps": 30, "size": 16, "batch": 4, **params}
-    return evolve.anneal(ctx(seed), genome, objective, seed=seed, **settings)
+    return evolve.anneal(make_ctx(seed=seed), genome, objective, **settings)
 
 
 def test_annealing_accepts_worse_moves_when_hot_and_not_when_cold():
@@ -431,7 +428,7 @@ def test_cheap_objectives_are_scored_on_one_thread(compute_bound, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)  # as if PyTorch used three threads
     threads: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", threads.append)
-    evolve.genetic(ctx(), genomes.triangles(3, 0.5, "white", "auto"), probe, population=6, generations=2, size=8)
+    evolve.genetic(make_ctx(), genomes.triangles(3, 0.5, "white", "auto"), probe, population=6, generations=2, size=8)
     assert threads == ([] if compute_bound else [1, 3])  # one thread while searching, then restored
     assert seen and torch.get_num_threads() == 3
     monkeypatch.undo()
@@ -446,16 +443,21 @@ def test_a_search_releases_its_objective_however_it_ends():
             released.append(1)
 
     probe = Probe(target(), "mse", 1.0)
-    evolve.genetic(ctx(), genomes.triangles(3, 0.5, "white", "auto"), probe, population=6, generations=2, size=8)
+    evolve.genetic(make_ctx(), genomes.triangles(3, 0.5, "white", "auto"), probe, population=6, generations=2, size=8)
     assert released == [1]
-    evolve.anneal(ctx(), genomes.circles(3, 0.5, "white", "auto", 0.3), probe, steps=2, size=8)
+    evolve.anneal(make_ctx(), genomes.circles(3, 0.5, "white", "auto", 0.3), probe, steps=2, size=8)
     assert released == [1, 1]
 
 
 def test_vgg_objectives_are_compute_bound_and_sums_inherit_it():
+    from artgraph.nodes.search.hints import is_compute_bound, target_aspect
+
     pixel = objectives.objective_pixel(target(), "mse", 1.0)
-    assert not pixel.compute_bound
+    assert not is_compute_bound(pixel)
     heavy = FunctionObjective("net", lambda x: x.mean((1, 2, 3)))
-    heavy.compute_bound = True
-    assert (pixel + heavy).compute_bound and not (pixel + pixel).compute_bound
+    heavy.compute_bound = True  # the optional hint, on an instance
+    assert is_compute_bound(pixel + heavy) and not is_compute_bound(pixel + pixel)
     assert objectives.ContentObjective.compute_bound and objectives.StyleObjective.compute_bound
+    # The other hint: the target's shape, from the first part of a sum that knows it.
+    wide = objectives.objective_pixel(torch.rand(1, 3, 10, 20), "mse", 1.0)
+    assert target_aspect(heavy) is None and target_aspect(heavy + wide) == 2.0

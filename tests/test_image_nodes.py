@@ -10,44 +10,42 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from artgraph import Context, NodeError, load_graph
+import artgraph
+from artgraph import NodeError, load_graph
 from artgraph.nodes.data import files as data
 from artgraph.nodes.image import basic as image
 from artgraph.provenance import GRAPH_KEY, read_png_provenance
-
-
-def ctx(**kw) -> Context:
-    return Context("n", "test", **kw)
+from tests.conftest import make_ctx
 
 
 @pytest.mark.parametrize(("mode", "channels"), [("RGB", 3), ("L", 1), ("RGBA", 4)])
 def test_load_modes_give_a_batch_of_one(tiny_png: Path, mode: str, channels: int):
-    img = image.load(ctx(), path=str(tiny_png), size=None, mode=mode)
+    img = image.load(make_ctx(), path=str(tiny_png), size=None, mode=mode)
     assert img.shape == (1, channels, 8, 12)
     assert img.dtype == torch.float32
     assert 0.0 <= float(img.min()) and float(img.max()) <= 1.0
 
 
 def test_load_resizes_the_long_side(tiny_png: Path):
-    assert image.load(ctx(), path=str(tiny_png), size=6, mode="RGB").shape == (1, 3, 4, 6)
+    assert image.load(make_ctx(), path=str(tiny_png), size=6, mode="RGB").shape == (1, 3, 4, 6)
 
 
 def test_load_errors_name_the_path(tmp_path: Path):
     with pytest.raises(NodeError, match=r"image file not found: .*nope\.png"):
-        image.load(ctx(), path=str(tmp_path / "nope.png"), size=None, mode="RGB")
+        image.load(make_ctx(), path=str(tmp_path / "nope.png"), size=None, mode="RGB")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"garbage")
     with pytest.raises(NodeError, match=r"cannot read image .*bad.png"):
-        image.load(ctx(), path=str(bad), size=None, mode="RGB")
+        image.load(make_ctx(), path=str(bad), size=None, mode="RGB")
 
 
 def test_save_round_trips_pixels_and_writes_batches_as_numbered_files(tmp_path: Path):
     batch = torch.rand(3, 3, 5, 7)
-    paths = image.save(ctx(), batch, path=str(tmp_path / "x.png"), format=None, quality=95)
+    paths = image.save(make_ctx(), batch, path=str(tmp_path / "x.png"), format=None, quality=95)
     assert [Path(p).name for p in paths] == ["x_0000.png", "x_0001.png", "x_0002.png"]
-    back = image.load(ctx(), path=paths[1], size=None, mode="RGB")
+    back = image.load(make_ctx(), path=paths[1], size=None, mode="RGB")
     assert torch.allclose(back[0], batch[1], atol=1 / 255)
-    single = image.save(ctx(), batch[:1], path=str(tmp_path / "one.jpg"), format=None, quality=90)
+    single = image.save(make_ctx(), batch[:1], path=str(tmp_path / "one.jpg"), format=None, quality=90)
     assert [Path(p).name for p in single] == ["one.jpg"]
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
@@ -62,7 +60,7 @@ def test_save_is_atomic_when_writing_fails(tmp_path: Path, monkeypatch):
 
     monkeypatch.setattr(PILImage.Image, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        image.save(ctx(), torch.rand(1, 3, 4, 4), path=str(target), format=None, quality=95)
+        image.save(make_ctx(), torch.rand(1, 3, 4, 4), path=str(target), format=None, quality=95)
     assert target.read_bytes() == b"previous result"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
 
@@ -99,8 +97,12 @@ def test_resize_variants(kw, shape):
 
 
 def test_resize_needs_a_size():
-    with pytest.raises(NodeError, match="give 'size'"):
-        image.resize(torch.rand(1, 3, 4, 4), size=None, width=None, height=None, mode="area")
+    declared = artgraph.spec_of(image.resize).check
+    assert declared is not None
+    assert list(declared({"size": None, "width": None, "height": None})) == [
+        "give 'size' (long side) or 'width' and/or 'height'"
+    ]
+    assert list(declared({"size": 4, "width": None, "height": None})) == []
 
 
 def test_grid_centres_smaller_images_and_flattens_batches():

@@ -14,8 +14,9 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from artgraph import Context, GraphError, NodeError, load_graph
+from artgraph import GraphError, NodeError, load_graph
 from artgraph.nodes.image import plot
+from tests.conftest import make_ctx
 
 LOSSES = {
     "step": [1, 2, 3, 4, 5, 6],
@@ -26,9 +27,7 @@ LOSSES = {
 
 def draw(history: dict, *, width: int = 160, height: int = 120, log_scale: str = "auto", **kw) -> torch.Tensor:
     params = {"title": "", "keys": None, **kw}
-    return plot.plot_history(
-        Context("plot", "history.plot"), history, width=width, height=height, log_scale=log_scale, **params
-    )
+    return plot.plot_history(make_ctx(), history, width=width, height=height, log_scale=log_scale, **params)
 
 
 @pytest.mark.parametrize(("width", "height"), [(64, 64), (203, 117), (640, 400)])
@@ -186,7 +185,7 @@ def test_an_empty_history_is_an_error():
 
 
 def test_the_image_comes_out_on_the_context_device():
-    image = plot.plot_history(Context("plot", "history.plot", device="meta"), LOSSES, "", 64, 64, "auto", None)
+    image = plot.plot_history(make_ctx(device="meta"), LOSSES, "", 64, 64, "auto", None)
     assert image.device.type == "meta"
 
 

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 import artgraph
-from artgraph import Cache, Context, NodeError, Sum, load_graph
+from artgraph import Cache, NodeError, Sum, load_graph
 from artgraph.nodes.style import features, optimize, vgg
 from artgraph.nodes.style import transfer as style
 from artgraph.nodes.style.features import feature_source, gram
 from artgraph.nodes.style.objectives import ContentObjective, PixelObjective, StyleObjective, TVObjective
+from tests.conftest import make_ctx
 
 torch.set_num_threads(2)
 
@@ -61,7 +62,7 @@ def test_objectives_score_a_batch_like_each_image_alone(model):
 
 
 def test_content_and_style_losses_decrease(model):
-    ctx = Context("o", "t", seed=0)
+    ctx = make_ctx()
     # Random weights give tiny features: large weights make the mechanics visible.
     content = ContentObjective(model, images(1), ["relu2_2"], 1e3)
     style_obj = StyleObjective(model, [images(2)], ["relu1_1", "relu2_1"], None, None, 1.0, 1e7)
@@ -117,7 +118,7 @@ def test_in_place_relus_leave_the_gradient_unchanged():
 
 def test_objectives_release_their_activations_when_an_optimisation_ends(model):
     content = ContentObjective(model, images(1), ["relu2_2"], 1.0)
-    optimize.optimize_pixels(Context("o", "t", seed=0), Sum([(content, 1.0)]), images(4), 3, "adam", None)
+    optimize.optimize_pixels(make_ctx(), Sum([(content, 1.0)]), images(4), 3, "adam", None)
     assert content.source._frontier is None and not content.source._acts
 
 
@@ -143,7 +144,7 @@ def test_gram_reads_channels_last_features_like_contiguous_ones():
 
 
 def test_the_vgg_model_node_runs_channels_last_on_the_cpu(model):
-    node_model = features.vgg_model(Context("o", "t", seed=0), "vgg16", "random", "max", 1)
+    node_model = features.vgg_model(make_ctx(), "vgg16", "random", "max", 1)
     assert node_model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     x = images(9)
     got = node_model(x, ["relu3_1"])["relu3_1"]
@@ -195,14 +196,13 @@ def _transfer(model, **overrides):
         style_blend=None,
         style_scale=1.0,
         init="content",
-        seed=0,
         preserve_colors=False,
         scales=None,
     )
     params.update(overrides)
     content = params.pop("content", images(11, size=40)[:, :, :, :32])
     styles = params.pop("style", [images(12)])
-    return style.style_transfer(Context("s", "style.transfer"), content, styles, model, **params)
+    return style.style_transfer(make_ctx(), content, styles, model, **params)
 
 
 def test_multiscale_stages_grow_and_are_recorded(model):
@@ -230,7 +230,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_image(model):
             return {"flaky": value * float("nan") if Flaky.calls >= 3 else value}
 
     start = images(15)
-    out = optimize.optimize_pixels(Context("o", "t"), Flaky(), start, 10, "adam", 0.1)
+    out = optimize.optimize_pixels(make_ctx(), Flaky(), start, 10, "adam", 0.1)
     assert out.history["stopped_at"] == [3.0]
     assert len(out.history["total"]) == 2
     assert torch.isfinite(out.image).all()
@@ -353,13 +353,13 @@ def test_hed_weights_give_real_style_transfer(tmp_path, monkeypatch):
     assert (tmp_path / "hed_vgg16.safetensors").is_file()  # converted once, cached
     assert hed.preprocess.name == "caffe"
     repo = Path(__file__).resolve().parents[1]
-    ctx = Context("l", "image.load")
+    ctx = make_ctx()
     from artgraph.nodes.image import basic as image
 
     content = image.load(ctx, path=str(repo / "graphs/assets/chelsea.jpg"), size=64, mode="RGB")
     style_img = image.load(ctx, path=str(repo / "graphs/assets/brick.jpg"), size=64, mode="RGB")
     out, history = style.style_transfer(
-        Context("s", "style.transfer"),
+        make_ctx(),
         content,
         [style_img],
         hed,
@@ -374,7 +374,6 @@ def test_hed_weights_give_real_style_transfer(tmp_path, monkeypatch):
         style_blend=None,
         style_scale=1.0,
         init="content",
-        seed=0,
         preserve_colors=False,
         scales=None,
     )
@@ -404,7 +403,7 @@ def test_lbfgs_converges_whatever_the_image_size(size):
     target = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
     objective = PixelObjective(target, "mse", 1.0)
     start = torch.zeros(1, 3, size, size)
-    outcome = optimize.optimize_pixels(Context("t", "optimize.image"), objective, start, 8, "lbfgs", None)
+    outcome = optimize.optimize_pixels(make_ctx(), objective, start, 8, "lbfgs", None)
     history = outcome.history["total"]
     assert history[0] == pytest.approx(objective(start).item(), rel=1e-5)  # histories stay unscaled
     assert history[-1] < 1e-3 * history[0]

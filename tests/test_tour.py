@@ -12,14 +12,11 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from artgraph import Context, GraphError, NodeError, load_graph
+from artgraph import GraphError, NodeError, load_graph
 from artgraph.nodes.data import files as data
 from artgraph.nodes.lineart import stipple, tour, tsp
 from artgraph.nodes.lineart.tour import PointSet, Tour
-
-
-def ctx() -> Context:
-    return Context("n", "test")
+from tests.conftest import make_ctx
 
 
 def circle(n: int, radius: float = 100.0, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
@@ -32,7 +29,7 @@ def circle(n: int, radius: float = 100.0, seed: int = 0) -> tuple[torch.Tensor, 
 
 def colony(points: PointSet, **kw) -> tuple[Tour, float, dict]:
     params = {"ants": 10, "iterations": 20, "alpha": 1.0, "beta": 3.0, "rho": 0.1, "two_opt": True, "seed": 0}
-    return tour.ant_colony(ctx(), points, **{**params, **kw})
+    return tour.ant_colony(make_ctx(), points, **{**params, **kw})
 
 
 def brute_force_two_opt_gain(xy: np.ndarray, order: np.ndarray) -> float:
@@ -173,24 +170,24 @@ def left_share(points: PointSet) -> float:
 
 
 def test_stipple_puts_more_points_where_the_image_is_dark():
-    points = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=0, gamma=1.0)
+    points = stipple.stipple(make_ctx(), half_dark(), count=400, seed=0, invert=False, relax=0, gamma=1.0)
     assert len(points) == 400 and (points.width, points.height) == (32, 16)
     assert 0.72 < left_share(points) < 0.88  # darkness 0.8 against 0.2
-    inverted = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=True, relax=0, gamma=1.0)
+    inverted = stipple.stipple(make_ctx(), half_dark(), count=400, seed=0, invert=True, relax=0, gamma=1.0)
     assert 0.12 < left_share(inverted) < 0.28
-    relaxed = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=5, gamma=1.0)
+    relaxed = stipple.stipple(make_ctx(), half_dark(), count=400, seed=0, invert=False, relax=5, gamma=1.0)
     assert left_share(relaxed) > 0.6  # evened out (towards a sqrt(4:1) = 2:1 share) but still dark-heavy
 
 
 def test_gamma_raises_the_contrast_of_the_stipple():
-    points = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=0, gamma=2.0)
+    points = stipple.stipple(make_ctx(), half_dark(), count=400, seed=0, invert=False, relax=0, gamma=2.0)
     assert 0.89 < left_share(points) < 0.98  # 0.8² against 0.2²: 16 to 1
-    relaxed = stipple.stipple(ctx(), half_dark(), count=400, seed=0, invert=False, relax=5, gamma=2.0)
+    relaxed = stipple.stipple(make_ctx(), half_dark(), count=400, seed=0, invert=False, relax=5, gamma=2.0)
     assert left_share(relaxed) > 0.72  # relaxation keeps about the 4:1 share of gamma 1's draw
 
 
 def test_stipple_points_stay_inside_the_image():
-    points = stipple.stipple(ctx(), torch.rand(1, 1, 12, 20), count=200, seed=1, invert=False, relax=3)
+    points = stipple.stipple(make_ctx(), torch.rand(1, 1, 12, 20), count=200, seed=1, invert=False, relax=3)
     xy = points.points
     assert xy.dtype == torch.float32 and xy.shape == (200, 2)
     assert float(xy[:, 0].min()) >= 0 and float(xy[:, 0].max()) <= 20
@@ -199,8 +196,8 @@ def test_stipple_points_stay_inside_the_image():
 
 def test_relax_keeps_the_count_and_spreads_the_points():
     image = torch.full((1, 3, 40, 40), 0.3)
-    raw = stipple.stipple(ctx(), image, count=150, seed=2, invert=False, relax=0)
-    relaxed = stipple.stipple(ctx(), image, count=150, seed=2, invert=False, relax=8)
+    raw = stipple.stipple(make_ctx(), image, count=150, seed=2, invert=False, relax=0)
+    relaxed = stipple.stipple(make_ctx(), image, count=150, seed=2, invert=False, relax=8)
     assert relaxed.points.shape == raw.points.shape
     assert not torch.allclose(relaxed.points, raw.points)
 
@@ -212,24 +209,24 @@ def test_relax_keeps_the_count_and_spreads_the_points():
 
 def test_stipple_is_seeded():
     image = torch.rand(1, 3, 10, 10, generator=torch.Generator().manual_seed(0))
-    a = stipple.stipple(ctx(), image, count=50, seed=4, invert=False, relax=2)
-    b = stipple.stipple(ctx(), image, count=50, seed=4, invert=False, relax=2)
-    c = stipple.stipple(ctx(), image, count=50, seed=5, invert=False, relax=2)
+    a = stipple.stipple(make_ctx(), image, count=50, seed=4, invert=False, relax=2)
+    b = stipple.stipple(make_ctx(), image, count=50, seed=4, invert=False, relax=2)
+    c = stipple.stipple(make_ctx(), image, count=50, seed=5, invert=False, relax=2)
     assert torch.equal(a.points, b.points) and not torch.equal(a.points, c.points)
 
 
 def test_stipple_reads_transparency_as_white_paper():
     image = torch.zeros(1, 4, 8, 16)  # black everywhere, but the right half fully transparent
     image[:, 3, :, :8] = 1.0
-    points = stipple.stipple(ctx(), image, count=100, seed=0, invert=False, relax=0)
+    points = stipple.stipple(make_ctx(), image, count=100, seed=0, invert=False, relax=0)
     assert left_share(points) == 1.0
 
 
 def test_a_blank_image_is_an_error_that_says_what_to_do():
     with pytest.raises(NodeError, match=r"white everywhere.*invert: true"):
-        stipple.stipple(ctx(), torch.ones(1, 3, 8, 8), count=10, seed=0, invert=False, relax=0)
+        stipple.stipple(make_ctx(), torch.ones(1, 3, 8, 8), count=10, seed=0, invert=False, relax=0)
     with pytest.raises(NodeError, match=r"black everywhere.*invert: false"):
-        stipple.stipple(ctx(), torch.zeros(1, 3, 8, 8), count=10, seed=0, invert=True, relax=0)
+        stipple.stipple(make_ctx(), torch.zeros(1, 3, 8, 8), count=10, seed=0, invert=True, relax=0)
 
 
 # -- rendering -------------------------------------------------------------------
@@ -241,7 +238,7 @@ def square_tour() -> Tour:
 
 
 def test_render_draws_the_closed_line_and_nothing_else():
-    image = tour.render(ctx(), square_tour(), size=64, width=2.0, color="black", background="white")
+    image = tour.render(make_ctx(), square_tour(), size=64, width=2.0, color="black", background="white")
     assert image.shape == (1, 3, 32, 64)  # the tour's 2:1 aspect
     gray = image[0].mean(0)
     for x, y in [(32, 8), (56, 16), (32, 24), (8, 16), (8, 8)]:  # along the edges (and a corner), ×2
@@ -251,18 +248,26 @@ def test_render_draws_the_closed_line_and_nothing_else():
 
 
 def test_render_uses_the_colours():
-    image = tour.render(ctx(), square_tour(), size=32, width=2.0, color="red", background="#0000ff")
+    image = tour.render(make_ctx(), square_tour(), size=32, width=2.0, color="red", background="#0000ff")
     assert image[0, :, 8, 16].tolist() == pytest.approx([0.0, 0.0, 1.0], abs=0.02)  # paper, inside
     line = image[0, :, 4, 16]  # on the top edge
     assert float(line[0]) > 0.6 and float(line[2]) < 0.4
 
 
-def test_a_bad_colour_is_caught_before_running():
-    assert tour._check_render({"color": "black", "background": "white"}) == []
-    problems = tour._check_render({"color": "blak", "background": "white"})
-    assert problems and "'blak' is not a colour (color)" in problems[0][0]
-    with pytest.raises(NodeError, match="not a colour"):
-        tour.render(ctx(), square_tour(), size=32, width=1.0, color="black", background="paper")
+def test_a_bad_colour_is_caught_before_running(tmp_path: Path):
+    (tmp_path / "g.yaml").write_text(
+        "artgraph: 1\nnodes:\n"
+        "  pts: {type: points.stipple, inputs: {image: img}, params: {count: 10}}\n"
+        "  img: {type: image.load, params: {path: p.png}}\n"
+        "  tour: {type: evolve.ant_colony, inputs: {points: pts}}\n"
+        "  draw: {type: tour.render, inputs: {tour: tour.tour}, params: {color: blak, background: paper}}\n"
+    )
+    PILImage.new("RGB", (8, 8)).save(tmp_path / "p.png")
+    with pytest.raises(GraphError) as info:
+        load_graph(tmp_path / "g.yaml")
+    messages = [p.message for p in info.value.problems]
+    assert any("param 'color': 'blak' is not a colour" in m for m in messages), messages
+    assert any("param 'background': 'paper' is not a colour" in m for m in messages), messages
 
 
 # -- types and saving ------------------------------------------------------------

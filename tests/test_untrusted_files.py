@@ -27,13 +27,14 @@ import torch
 from PIL import Image as PILImage
 from PIL import PngImagePlugin
 
-from artgraph import ArtgraphError, Context, ImageTooLarge, NodeError, limits, open_image, spec_of
+from artgraph import ArtgraphError, ImageTooLarge, NodeError, limits, open_image, spec_of
 from artgraph.nodes import gan
 from artgraph.nodes._tensorfile import read_safetensors, write_safetensors
 from artgraph.nodes.data import datasets
 from artgraph.nodes.image import basic as image
 from artgraph.nodes.style import vgg
 from artgraph.provenance import GRAPH_KEY, read_png_provenance
+from tests.conftest import make_ctx
 
 
 @pytest.fixture(autouse=True)
@@ -222,14 +223,10 @@ def meta_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gan.Generator, "__init__", init)
 
 
-def _ctx() -> Context:
-    return Context("test", "gan", device="cpu")
-
-
 def test_a_config_beyond_gan_trains_bounds_is_refused_before_anything_is_built(tmp_path, meta_only):
     path = _gan_file(tmp_path / "huge.safetensors", HUGE_MLP)
     with pytest.raises(NodeError) as info:
-        gan.load(_ctx(), str(path))
+        gan.load(make_ctx(), str(path))
     message = _one_line(info)
     assert "not one gan.train makes" in message and "'hidden[0]': 25000 is above the maximum 4096" in message
 
@@ -252,7 +249,7 @@ def test_a_config_beyond_gan_trains_bounds_is_refused_before_anything_is_built(t
 def test_each_config_value_is_held_to_the_train_params_bounds(tmp_path, meta_only, change, words):
     path = _gan_file(tmp_path / "g.safetensors", {**HUGE_MLP, "hidden": [64], **change})
     with pytest.raises(NodeError) as info:
-        gan.load(_ctx(), str(path))
+        gan.load(make_ctx(), str(path))
     assert words in _one_line(info)
 
 
@@ -268,7 +265,7 @@ def test_the_bounds_are_read_from_the_train_params(monkeypatch):
 def test_shapes_are_compared_on_the_meta_device(tmp_path, meta_only):
     path = _gan_file(tmp_path / "big.safetensors", {**HUGE_MLP, "hidden": [4000, 4000]}, layers=3)
     with pytest.raises(NodeError) as info:
-        gan.load(_ctx(), str(path))
+        gan.load(make_ctx(), str(path))
     message = _one_line(info)
     assert "does not match the weights" in message
     assert "'net.0.weight' has shape [1], the config needs [4000, 100]" in message
@@ -277,7 +274,7 @@ def test_shapes_are_compared_on_the_meta_device(tmp_path, meta_only):
 def test_an_mlp_with_more_layers_than_the_file_has_tensors_is_refused_unbuilt(tmp_path, meta_only):
     path = _gan_file(tmp_path / "deep.safetensors", {**HUGE_MLP, "hidden": [8] * 100_000})
     with pytest.raises(NodeError, match="it has 100001 layers, the file holds 2 tensors"):
-        gan.load(_ctx(), str(path))
+        gan.load(make_ctx(), str(path))
 
 
 def test_a_model_over_the_parameter_limit_is_refused_unbuilt(tmp_path, meta_only):
@@ -285,7 +282,7 @@ def test_a_model_over_the_parameter_limit_is_refused_unbuilt(tmp_path, meta_only
     config = {**HUGE_MLP, "channels": 3, "size": 1024, "hidden": [4096]}
     path = _gan_file(tmp_path / "wide.safetensors", config, layers=2)
     with pytest.raises(NodeError) as info:
-        gan.load(_ctx(), str(path))
+        gan.load(make_ctx(), str(path))
     message = _one_line(info)
     assert "a generator of 12,888,461,312 parameters" in message
     assert f"over the limit of {limits.MODEL_PARAMETERS.value:,}" in message
@@ -293,16 +290,16 @@ def test_a_model_over_the_parameter_limit_is_refused_unbuilt(tmp_path, meta_only
 
 
 def test_the_parameter_limit_has_an_override(tmp_path, monkeypatch):
-    generator, _ = gan.train(_ctx(), _blobs(), steps=1, batch_size=4, width=4)
-    gan.save(_ctx(), generator, str(tmp_path / "g.safetensors"))
+    generator, _ = gan.train(make_ctx(), _blobs(), steps=1, batch_size=4, width=4)
+    gan.save(make_ctx(), generator, str(tmp_path / "g.safetensors"))
     count = gan.parameter_count(generator)
     monkeypatch.setenv(limits.MODEL_PARAMETERS.env, str(count - 1))
     with pytest.raises(NodeError, match=f"generator of {count:,} parameters, over the limit of {count - 1:,}"):
-        gan.load(_ctx(), str(tmp_path / "g.safetensors"))
+        gan.load(make_ctx(), str(tmp_path / "g.safetensors"))
     with pytest.raises(NodeError, match=r"would hold .* parameters, over the limit"):
-        gan.train(_ctx(), _blobs(), steps=1, batch_size=4, width=4)
+        gan.train(make_ctx(), _blobs(), steps=1, batch_size=4, width=4)
     monkeypatch.setenv(limits.MODEL_PARAMETERS.env, str(count))
-    assert gan.load(_ctx(), str(tmp_path / "g.safetensors")).config == generator.config
+    assert gan.load(make_ctx(), str(tmp_path / "g.safetensors")).config == generator.config
 
 
 def _blobs(n: int = 8, size: int = 16) -> datasets.ImageSet:
@@ -345,13 +342,13 @@ def test_the_tiny_huge_file_costs_no_memory(tmp_path: Path):
 def test_a_checkpoint_with_a_huge_config_is_refused_before_resuming(tmp_path, meta_only):
     path = _gan_file(tmp_path / "ckpt.safetensors", HUGE_MLP, fmt=gan.CHECKPOINT_FORMAT)
     with pytest.raises(NodeError, match=r"'hidden\[0\]': 25000 is above the maximum 4096") as info:
-        gan.train(_ctx(), _blobs(size=28), arch="mlp", steps=2, batch_size=4, resume=str(path))
+        gan.train(make_ctx(), _blobs(size=28), arch="mlp", steps=2, batch_size=4, resume=str(path))
     _one_line(info)
 
 
 def test_a_checkpoint_whose_other_tensors_do_not_fit_is_one_clear_line(tmp_path: Path):
     kw = {"steps": 2, "batch_size": 4, "width": 4, "checkpoint_every": 2}
-    gan.train(_ctx(), _blobs(), checkpoint=str(tmp_path / "c.safetensors"), **kw)
+    gan.train(make_ctx(), _blobs(), checkpoint=str(tmp_path / "c.safetensors"), **kw)
     tensors, meta = read_safetensors(str(tmp_path / "c.safetensors"))
     for name, change in [
         ("D", lambda t: {**t, "D.net.0.bias": torch.zeros(3)}),
@@ -362,7 +359,7 @@ def test_a_checkpoint_whose_other_tensors_do_not_fit_is_one_clear_line(tmp_path:
         bad = tmp_path / f"{name}.safetensors"
         write_safetensors(bad, change(tensors), meta)
         with pytest.raises(NodeError, match="does not match") as info:
-            gan.train(_ctx(), _blobs(), resume=str(bad), **{**kw, "steps": 4, "checkpoint_every": 0})
+            gan.train(make_ctx(), _blobs(), resume=str(bad), **{**kw, "steps": 4, "checkpoint_every": 0})
         _one_line(info)
 
 
@@ -372,7 +369,7 @@ def test_metadata_nested_too_deep_is_refused(tmp_path: Path):
 
     save_file({"w": torch.zeros(1)}, str(path), metadata={"config": "[" * 100_000 + "]" * 100_000})
     with pytest.raises(NodeError, match="metadata is not valid JSON"):
-        gan.load(_ctx(), str(path))
+        gan.load(make_ctx(), str(path))
 
 
 def test_a_file_claiming_a_huge_header_is_refused_before_it_is_parsed(tmp_path: Path, monkeypatch):
@@ -415,7 +412,7 @@ def _claiming_png(path: Path, width: int, height: int, text: dict[str, str] | No
 def test_image_load_refuses_an_image_claiming_a_huge_size(tmp_path: Path):
     path = _claiming_png(tmp_path / "huge.png", 20_000, 20_000)
     with pytest.raises(NodeError) as info:
-        image.load(Context("n", "t"), str(path), None, "RGB")
+        image.load(make_ctx(), str(path), None, "RGB")
     message = _one_line(info)
     assert "20,000×20,000 = 400,000,000 pixels" in message and str(path) in message
     assert limits.IMAGE_PIXELS.how_to_raise() in message
@@ -425,7 +422,7 @@ def test_image_load_refuses_sizes_between_our_limit_and_pils(tmp_path: Path):
     """8,500² = 72 M pixels: over our 64 Mi, under PIL's own threshold (89 M)."""
     path = _claiming_png(tmp_path / "big.png", 8_500, 8_500)
     with pytest.raises(ImageTooLarge, match="8,500×8,500"):
-        image.load(Context("n", "t"), str(path), None, "RGB")
+        image.load(make_ctx(), str(path), None, "RGB")
 
 
 def test_pils_own_bomb_check_does_not_fire_under_our_limit(tmp_path: Path, monkeypatch):
@@ -433,7 +430,7 @@ def test_pils_own_bomb_check_does_not_fire_under_our_limit(tmp_path: Path, monke
     setting is left as it was."""
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)
     PILImage.new("RGB", (300, 2), (255, 0, 0)).save(tmp_path / "wide.png")  # 600 > 2 × 100
-    loaded = image.load(Context("n", "t"), str(tmp_path / "wide.png"), None, "RGB")
+    loaded = image.load(make_ctx(), str(tmp_path / "wide.png"), None, "RGB")
     assert loaded.shape == (1, 3, 2, 300)
     assert PILImage.MAX_IMAGE_PIXELS == 100
 
@@ -442,9 +439,9 @@ def test_the_image_limit_has_an_override(tmp_path: Path, monkeypatch):
     PILImage.new("RGB", (30, 20)).save(tmp_path / "small.png")
     monkeypatch.setenv(limits.IMAGE_PIXELS.env, "599")
     with pytest.raises(ImageTooLarge, match=r"30×20 = 600 pixels.*ARTGRAPH_MAX_IMAGE_PIXELS"):
-        image.load(Context("n", "t"), str(tmp_path / "small.png"), None, "RGB")
+        image.load(make_ctx(), str(tmp_path / "small.png"), None, "RGB")
     monkeypatch.setenv(limits.IMAGE_PIXELS.env, "600")
-    assert image.load(Context("n", "t"), str(tmp_path / "small.png"), None, "RGB").shape == (1, 3, 20, 30)
+    assert image.load(make_ctx(), str(tmp_path / "small.png"), None, "RGB").shape == (1, 3, 20, 30)
 
 
 @pytest.mark.parametrize(("side", "pixels"), [(20_000, "400,000,000"), (9_000, "81,000,000")])
@@ -463,12 +460,12 @@ def test_data_images_skips_an_image_claiming_a_huge_size(tmp_path: Path, caplog)
     PILImage.new("RGB", (12, 12), (200, 0, 0)).save(folder / "fine.png")
     _claiming_png(folder / "huge.png", 20_000, 20_000)
     with caplog.at_level(logging.WARNING):
-        ds = datasets.images(Context("n", "t"), str(folder), 8, "RGB", False)
+        ds = datasets.images(make_ctx(), str(folder), 8, "RGB", False)
     assert len(ds) == 1
     assert "skipped 1 unreadable file(s)" in caplog.text and "20,000×20,000" in caplog.text
     (folder / "fine.png").unlink()
     with pytest.raises(NodeError) as info:
-        datasets.images(Context("n", "t"), str(folder), 8, "RGB", False)
+        datasets.images(make_ctx(), str(folder), 8, "RGB", False)
     message = _one_line(info)
     assert "none of the 1 files" in message and "20,000×20,000" in message and limits.IMAGE_PIXELS.env in message
 
