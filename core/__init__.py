@@ -26,6 +26,7 @@ from .plugins import hookimpl, hookspec
 from .ports import Image, Model, Tensor
 from .ports import Objective as ObjectiveType
 from .progress import Progress
+from .provenance import png_text_chunks
 from .types import (
     JSON,
     TENSOR,
@@ -122,6 +123,7 @@ __all__ = [
     "load_graph",
     "node",
     "open_image",
+    "png_text_chunks",
     "process_cache",
     "spec_of",
 ]

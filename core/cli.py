@@ -16,6 +16,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .arguments import folder_arg, path_arg, shown
+from .rerun import files_of, graph_from_png, suggest_base
+
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
@@ -143,81 +146,6 @@ def _silence_stdout() -> None:
         pass
 
 
-def _shown(value: str) -> str:
-    """A path as it can be printed on one line: control characters escaped, long ones cut."""
-    if len(value) > 80:
-        value = f"{value[:60]}...{value[-12:]}"
-    return repr(value) if not value.isprintable() else f"'{value}'"
-
-
-def _fs_limits(path: str) -> tuple[int, int]:
-    """The longest name and path of the file system ``path`` would be on."""
-    folder = os.path.abspath(path)
-    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
-        folder = os.path.dirname(folder)
-    limits = []
-    for name, fallback in (("PC_NAME_MAX", 255), ("PC_PATH_MAX", 4096)):
-        try:
-            limits.append(os.pathconf(folder, name))
-        except (OSError, ValueError, AttributeError):
-            limits.append(fallback)
-    return limits[0], limits[1]
-
-
-def _path_arg(what: str, value: str) -> str:
-    """``value`` if a file system can name it; else a GraphError naming the argument."""
-    from .errors import GraphError, Problem
-
-    def refuse(message: str, hint: str) -> GraphError:
-        return GraphError([Problem(what, None, None, message, hint)])
-
-    if "\x00" in value:
-        raise refuse(f"the path {_shown(value)} contains a NUL byte", "no file name can hold one; remove it")
-    try:
-        raw = os.fsencode(value)
-    except UnicodeError:
-        raise refuse(f"the path {_shown(value)} is not a valid file name", "use a name in plain text") from None
-    name_max, path_max = _fs_limits(value)
-    for part in raw.split(os.fsencode(os.sep)):
-        if len(part) > name_max:
-            raise refuse(
-                f"a name in the path {_shown(value)} is {len(part)} bytes long",
-                f"this file system allows at most {name_max} bytes in one name; shorten it",
-            )
-    if len(os.fsencode(os.path.abspath(value))) >= path_max:
-        raise refuse(
-            f"the path {_shown(value)} is too long",
-            f"this file system allows paths of at most {path_max - 1} bytes",
-        )
-    return value
-
-
-def _folder_arg(what: str, value: str, *, create: bool) -> str:
-    """A folder argument: not a file, not under a file; ``create`` makes it and checks writing."""
-    from .errors import GraphError, Problem
-
-    def refuse(message: str, hint: str) -> GraphError:
-        return GraphError([Problem(what, None, None, message, hint)])
-
-    _path_arg(what, value)
-    path = os.path.abspath(value)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise refuse(f"{_shown(value)} is a file, not a folder", f"give {what} a folder")
-    parent = path
-    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise refuse(f"{_shown(value)} is under {_shown(parent)}, which is a file", f"give {what} a folder")
-    if create:
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as exc:
-            raise refuse(f"cannot create the folder {_shown(value)}: {exc.strerror or exc}", "check the path") from None
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise refuse(f"cannot write in the folder {_shown(value)}", "check its permissions")
-    return value
-
-
 def _print_problems(exc: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"ok": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2))
@@ -259,18 +187,18 @@ def _run(args: argparse.Namespace) -> int:
     if not args.from_png and not args.graph:
         print("artgraph: error: give a GRAPH file or --from PNG", file=sys.stderr)
         return EXIT_INVALID
-    _folder_arg("--out", args.out, create=False)
+    folder_arg("--out", args.out, create=False)
     # Checked (and made) before anything runs: a cache that cannot be written is
     # a mistake to hear about now, not a silent run without one.
     if args.cache is not None:
-        cache: Any = _folder_arg("--cache", args.cache, create=True)
+        cache: Any = folder_arg("--cache", args.cache, create=True)
     else:
         cache = False if args.no_cache else default_cache_dir()
     found = None
     if args.from_png:
-        graph, found = _graph_from_png(args.from_png, args.base)
+        graph, found = graph_from_png(args.from_png, args.base)
     else:
-        graph = load_graph(_path_arg("GRAPH", args.graph), validate=False)
+        graph = load_graph(path_arg("GRAPH", args.graph), validate=False)
     try:
         device = resolve_device(args.device)
     except DeviceError as exc:
@@ -288,15 +216,15 @@ def _run(args: argparse.Namespace) -> int:
         plan = graph.plan(args.overrides, args.out)  # every problem, before anything runs
     except GraphError as exc:
         if found is not None:
-            raise _suggest_base(exc, found, graph.spec.base_dir) from None
+            raise suggest_base(exc, found, graph.spec.base_dir) from None
         raise
-    _folder_arg("--out", args.out, create=True)  # the graph is valid: make the folder, see it is writable
+    folder_arg("--out", args.out, create=True)  # the graph is valid: make the folder, see it is writable
     if found is not None:
         # A graph from a file someone handed over: say what it will touch first.
         # Its paths are printed escaped: they come from the PNG, not from the user.
-        reads, writes = ([p if p.isprintable() else repr(p) for p in files] for files in _files_of(plan))
-        print(f"artgraph: {_shown(args.from_png)} reads: {', '.join(reads) or 'nothing'}", file=sys.stderr)
-        print(f"artgraph: {_shown(args.from_png)} writes: {', '.join(writes) or 'nothing'}", file=sys.stderr)
+        reads, writes = ([p if p.isprintable() else repr(p) for p in files] for files in files_of(plan))
+        print(f"artgraph: {shown(args.from_png)} reads: {', '.join(reads) or 'nothing'}", file=sys.stderr)
+        print(f"artgraph: {shown(args.from_png)} writes: {', '.join(writes) or 'nothing'}", file=sys.stderr)
     if args.outputs:
         bad = [ref for ref in args.outputs if not _known_output(plan, ref)]
         if bad:
@@ -352,94 +280,6 @@ def _known_output(plan: Any, ref: str) -> bool:
     return node is not None and (not out or out in node.spec.outputs)
 
 
-def _files_of(plan: Any) -> tuple[list[str], list[str]]:
-    """The files a plan reads and the files it writes (file params of its nodes)."""
-    reads: list[str] = []
-    writes: list[str] = []
-    for node in plan.nodes.values():
-        reads.extend(p for p in node.reads if p not in reads)
-        for name, param in node.spec.params.items():
-            value = node.params.get(name)
-            if param.file == "output" and value is not None and value not in param.keywords:
-                if str(value) not in writes:
-                    writes.append(str(value))
-    return reads, writes
-
-
-def _suggest_base(exc: Any, found: Any, base: Any) -> Any:
-    """``exc`` with a hint on each missing input: the folder the PNG says it was made in."""
-    import dataclasses
-    import shlex
-
-    from .errors import GraphError
-
-    made_in = found.base_dir
-    if not made_in or os.path.abspath(made_in) == os.path.abspath(base):
-        return exc
-    where = shlex.quote(made_in) if made_in.isprintable() else repr(made_in)
-    suggestion = f"the PNG says it was made in {where}: if its inputs are there and you trust it, add --base {where}"
-    problems = [
-        dataclasses.replace(p, hint=f"{p.hint}; {suggestion}" if p.hint else suggestion)
-        if "file not found" in p.message
-        else p
-        for p in exc.problems
-    ]
-    return GraphError(problems)
-
-
-def _graph_from_png(path: str, base: str | None) -> tuple[Any, Any]:
-    """The graph embedded in a PNG, reading its inputs only from ``base`` or the PNG's folder."""
-    import struct
-    import zlib
-
-    from PIL import Image
-
-    from .api import load_graph
-    from .errors import ArtgraphError, GraphError, Problem
-    from .provenance import read_png_provenance
-
-    _path_arg("--from", path)
-    if base is not None:
-        _path_arg("--base", base)
-        if not os.path.isdir(base):
-            raise GraphError([Problem("--base", None, None, f"{_shown(base)} is not a folder", "give --base a folder")])
-    try:
-        found = read_png_provenance(path)
-    except GraphError:
-        raise
-    except (
-        ArtgraphError,
-        OSError,
-        ValueError,
-        EOFError,
-        SyntaxError,
-        struct.error,
-        zlib.error,
-        Image.DecompressionBombError,
-    ) as exc:
-        raise GraphError(
-            [Problem(path, None, None, f"cannot read the image: {exc}", "give a PNG that artgraph wrote")]
-        ) from None
-    if found is None:
-        raise GraphError(
-            [
-                Problem(
-                    path,
-                    None,
-                    None,
-                    "this PNG carries no artgraph graph",
-                    "only PNGs written by image.save carry their graph",
-                )
-            ]
-        )
-    # Never the folder written inside the PNG: whoever made the file chose that.
-    folder = os.path.abspath(base if base is not None else os.path.dirname(os.path.abspath(path)))
-    graph = load_graph(
-        f"{path} (embedded graph)", text=found.graph_yaml, base_dir=folder, validate=False, confine_inputs=True
-    )
-    return graph, found
-
-
 def _validate(args: argparse.Namespace) -> int:
     """Check every file, each on its own: one broken file never hides the others."""
     from .api import load_graph
@@ -449,7 +289,7 @@ def _validate(args: argparse.Namespace) -> int:
     crashed: list[str] = []
     for path in args.graphs:
         try:
-            graph = load_graph(_path_arg("GRAPH", path), validate=False)
+            graph = load_graph(path_arg("GRAPH", path), validate=False)
             plan = graph.plan(args.overrides)
             if not args.json:
                 print(f"ok: {path} ({len(plan.nodes)} nodes)")
@@ -463,9 +303,9 @@ def _validate(args: argparse.Namespace) -> int:
             if args.debug:
                 raise
             # A bug of ours, not the file's: report it, then go on with the other files.
-            crashed.append(f"{_shown(path)}: {type(exc).__name__}: {exc}")
+            crashed.append(f"{shown(path)}: {type(exc).__name__}: {exc}")
             print(
-                f"artgraph: internal error while checking {_shown(path)} (please report it; "
+                f"artgraph: internal error while checking {shown(path)} (please report it; "
                 f"rerun with --debug for details): {type(exc).__name__}: {exc}",
                 file=sys.stderr,
             )
@@ -561,9 +401,9 @@ def _show(args: argparse.Namespace) -> int:
     from .api import load_graph
     from .show import render_text, write_drawing
 
-    graph = load_graph(_path_arg("GRAPH", args.graph), validate=False)
+    graph = load_graph(path_arg("GRAPH", args.graph), validate=False)
     if args.output:
-        _path_arg("-o", args.output)
+        path_arg("-o", args.output)
     plan = graph.plan()
     if args.output:
         write_drawing(plan, args.output)

@@ -91,3 +91,18 @@ def test_the_readme_table_lists_each_category_with_exactly_its_nodes(registry):
             builtin.setdefault(spec.category, set()).add(name)
     assert {category: rows[category] for category in CATEGORIES} == builtin
     assert [category for category in rows if category in CATEGORIES] == list(CATEGORIES)
+
+
+def test_the_library_imports_only_the_public_api():
+    """Plugins import only from ``artgraph``; the built-in library is held to the same rule."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    for folder in (root / "nodes", root / "plugins" / "artgraph-example" / "src"):
+        for path in folder.rglob("*.py"):
+            for found in ast.walk(ast.parse(path.read_text())):
+                if isinstance(found, ast.ImportFrom) and found.module and found.module.startswith("artgraph."):
+                    assert found.module.startswith(("artgraph.nodes", "artgraph_example")), (path, found.module)
+                if isinstance(found, ast.Import):
+                    for alias in found.names:
+                        assert not alias.name.startswith("artgraph.") or alias.name.startswith("artgraph.nodes"), path

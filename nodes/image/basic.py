@@ -12,10 +12,22 @@ import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from PIL import Image as PILImage
 from PIL import ImageOps, PngImagePlugin
 
-from artgraph import Context, Image, Input, Int, List, NodeError, Param, Str, atomic_path, node, open_image
+from artgraph import (
+    Context,
+    Image,
+    Input,
+    Int,
+    List,
+    NodeError,
+    Param,
+    Str,
+    atomic_path,
+    node,
+    open_image,
+    png_text_chunks,
+)
 from artgraph import Float as FloatT
 from artgraph import Path as PathT
-from artgraph.provenance import png_text_chunks
 
 from .._imageio import long_side_size, pil_to_tensor, tensor_to_pil
 from .._tensorfile import one_line
