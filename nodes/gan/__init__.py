@@ -2,7 +2,8 @@
 
 models.py      Generator, Discriminator, their configs, initialisation and size (no nodes)
 checkpoint.py  reading and checking generator files and training checkpoints, resuming (no nodes)
-training.py    gan.train: the losses and the training loop
+training.py    gan.train: its params, the networks built (or resumed), then the trainer
+trainer.py     the training loop: a discriminator step, a generator step, saving
 files.py       gan.save, gan.load
 sampling.py    gan.sample, gan.interpolate, and the seeded latent draws
 

@@ -1,4 +1,4 @@
-"""gan.train: a generator trained on a dataset, with its losses and training loop.
+"""gan.train: a generator trained on a dataset (the loop itself is trainer.py).
 
 The default recipe is a small DCGAN with the usual stabilisers: batch norm and one
 3×3 conv block at the base resolution in the generator; strided convolutions,
@@ -22,37 +22,24 @@ exactly that); on 5,000 MNIST digits, given five times the steps, it gives speck
 strokes, mostly 1s, 7s and 9s.
 
 Randomness is reproducible and resumable: model initialisation comes from the
-``seed``; the shuffle of epoch ``e`` and the noise of step ``t`` come from
-generators seeded with ``(seed, e)`` and ``(seed, t)``, all on the CPU, so a run
+``seed``, and the trainer draws the rest from generators seeded with it, so a run
 resumed from a checkpoint continues exactly as the uninterrupted run would.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
-from torch import nn
 
 from artgraph import Bool, Context, Dict, Input, Int, List, Model, NodeError, Output, Param, Str, node
 from artgraph import Float as FloatT
 from artgraph import Path as PathT
 
-from .._tensorfile import write_safetensors
 from ..data.datasets import Dataset, ImageSet
-from .checkpoint import (
-    CHECKPOINT_FORMAT,
-    _module_tensors,
-    _opt_tensors,
-    _read_checkpoint,
-    _resume,
-    _unset_from_checkpoint,
-    config_problems,
-)
+from .checkpoint import _read_checkpoint, _resume, _unset_from_checkpoint, config_problems
 from .models import (
     DCGAN_BLOCKS,
     DCGAN_WIDTH,
@@ -66,54 +53,7 @@ from .models import (
     generator_config,
     parameter_count,
 )
-
-# -- losses -------------------------------------------------------------------
-
-
-def _d_loss(loss: str, real: torch.Tensor, fake: torch.Tensor, smoothing: float) -> torch.Tensor:
-    if loss == "bce":
-        target = torch.full_like(real, 1.0 - smoothing)
-        return F.binary_cross_entropy_with_logits(real, target) + F.softplus(fake).mean()
-    if loss == "hinge":
-        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-    return fake.mean() - real.mean()  # wgan-gp (the penalty is added by the caller)
-
-
-def _g_loss(loss: str, fake: torch.Tensor) -> torch.Tensor:
-    if loss == "bce":
-        return F.softplus(-fake).mean()  # non-saturating: -log D(G(z))
-    return -fake.mean()
-
-
-def _gradient_penalty(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    eps = torch.rand(real.shape[0], 1, 1, 1, generator=gen).to(real.device)
-    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(disc(mixed).sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
-
-
-# -- training -----------------------------------------------------------------
-
-
-def _step_gen(seed: int, salt: int, index: int) -> torch.Generator:
-    return torch.Generator().manual_seed((int(seed) * 1_000_003 + salt * 7_919 + index) % (2**63))
-
-
-def _batches(n: int, batch: int, seed: int, start_step: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(step, indices) from ``start_step`` on; epoch e is shuffled by a generator of (seed, e)."""
-    per_epoch = n // batch
-    step = start_step
-    while True:
-        epoch, pos = divmod(step, per_epoch)
-        order = torch.randperm(n, generator=_step_gen(seed, 1, epoch))
-        for p in range(pos, per_epoch):
-            yield step, order[p * batch : (p + 1) * batch]
-            step += 1
-
-
-class _NaN(Exception):
-    def __init__(self, step: int, d: float, g: float) -> None:
-        self.step, self.d, self.g = step, d, g
+from .trainer import Diverged, Networks, Recipe, Saving, Trainer
 
 
 def default_spectral_norm(loss: str) -> bool:
@@ -284,96 +224,34 @@ def train(
     adam_betas = cast(tuple[float, float], tuple(betas))  # two numbers: the check asks for two, Adam unpacks two
     opt_g = torch.optim.Adam(gen_net.parameters(), lr=lr, betas=adam_betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=d_lr, betas=adam_betas)
-    history: dict[str, list[float]] = {"step": [], "d_loss": [], "g_loss": []}
-    last_saved: tuple[int, str] | None = None
+    trainer = Trainer(
+        ctx,
+        Networks(gen_net, disc, average, opt_g, opt_d),
+        Recipe(loss, d_steps, label_smoothing, ema, seed, z_dim),
+        Saving(checkpoint, checkpoint_every, config, training),
+    )
     start = 0
     if saved is not None:
         start = _resume(saved, config, training, gen_net, disc, average, opt_g, opt_d, (lr, d_lr), betas)
         ctx.log.info("resumed from %s at step %d", saved.path, start)
-        last_saved = (start, saved.path)
+        trainer.last_saved = (start, saved.path)
         if start >= total:
             ctx.log.warning("the checkpoint is at step %d, already at or past %d steps; nothing to train", start, total)
-
     data = dataset.images.to(device, torch.float32)
     data = (data - NORMALISATION["mean"]) / NORMALISATION["std"]
-
-    def save_checkpoint(step: int) -> None:
-        nonlocal last_saved
-        tensors = {**_module_tensors("G", gen_net), **_module_tensors("D", disc)}
-        if average is not None:
-            tensors.update(_module_tensors("E", average))
-        g_t, g_groups = _opt_tensors("optG", opt_g)
-        d_t, d_groups = _opt_tensors("optD", opt_d)
-        tensors.update(g_t)
-        tensors.update(d_t)
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "config": {**config, "step": step},
-            "training": {**training, "step": step, "optG": g_groups, "optD": d_groups, "seed": seed},
-        }
-        write_safetensors(checkpoint, tensors, meta)
-        last_saved = (step, checkpoint)
-        ctx.log.info("checkpoint at step %d: %s", step, checkpoint)
-
-    step = start
     try:
-        with ctx.progress(max(total - start, 0), f"training {arch} gan") as bar:
-            batches = _batches(n, batch_size, seed, start * d_steps)
-            while step < total:
-                d_value = 0.0
-                for _ in range(d_steps):
-                    _, index = next(batches)
-                    real = data[index.to(device)] if device.type != "cpu" else data[index]
-                    zgen = _step_gen(seed, 2, step * d_steps + _)
-                    z = torch.randn(real.shape[0], z_dim, generator=zgen).to(device)
-                    fake = gen_net(z)
-                    d_loss = _d_loss(loss, disc(real), disc(fake.detach()), label_smoothing)
-                    if loss == "wgan-gp":
-                        d_loss = d_loss + 10.0 * _gradient_penalty(disc, real, fake.detach(), zgen)
-                    opt_d.zero_grad(set_to_none=True)
-                    d_loss.backward()
-                    opt_d.step()
-                    d_value = float(d_loss.detach())
-                # the generator's step needs gradients through D, not D's own: freezing D
-                # skips their backward pass (5-10% of a DCGAN step) and changes no result
-                disc.requires_grad_(False)
-                g_loss = _g_loss(loss, disc(fake))
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-                disc.requires_grad_(True)
-                g_value = float(g_loss.detach())
-                if not (math.isfinite(d_value) and math.isfinite(g_value)):
-                    raise _NaN(step + 1, d_value, g_value)
-                step += 1
-                if average is not None:
-                    _ema_update(average, gen_net, min(ema, (1.0 + step) / (10.0 + step)))
-                history["step"].append(float(step))
-                history["d_loss"].append(d_value)
-                history["g_loss"].append(g_value)
-                bar.update(1, d=d_value, g=g_value)
-                if checkpoint_every and (step % checkpoint_every == 0 or step == total):
-                    save_checkpoint(step)
-    except _NaN as stop:
-        if last_saved is not None:
-            kept = f"the last good checkpoint (step {last_saved[0]}) is {last_saved[1]}; resume from it with "
+        step = trainer.run(data, batch_size, start, total, f"training {arch} gan")
+    except Diverged as stop:
+        if trainer.last_saved is not None:
+            good, where = trainer.last_saved
+            kept = f"the last good checkpoint (step {good}) is {where}; resume from it with "
         else:
             kept = "set 'checkpoint_every' to keep checkpoints, and try "
         raise NodeError(
             f"the losses became NaN/inf at step {stop.step} (d_loss={stop.d:.4g}, g_loss={stop.g:.4g}); "
             f"{kept}a lower 'lr' (and 'd_lr'), 'spectral_norm: true' if it is off, or loss 'hinge'"
         ) from None
-    if checkpoint_every and step == start and start < total:
-        save_checkpoint(step)
     result = average if average is not None else gen_net
     result.config["step"] = step
     result.eval().requires_grad_(False)
-    return result, history
-
-
-@torch.no_grad()
-def _ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
-    for a, p in zip(average.parameters(), model.parameters(), strict=True):
-        a.lerp_(p, 1.0 - decay)
-    for buffer, source in zip(average.buffers(), model.buffers(), strict=True):
-        buffer.copy_(source)
+    return result, trainer.history
