@@ -7,12 +7,11 @@ from collections.abc import Mapping
 
 import torch
 
-from artgraph import Context, Dict, Image, Input, Int, NodeError, Objective, ObjectiveType, Output, Param, Str, node
+from artgraph import Context, Int, NodeError, Objective, Param, Str, node
 from artgraph import Float as FloatT
-from artgraph import Tensor as TensorT
 
-from .genomes import Genome, GenomeType
-from .harness import _CHECKPOINT_PARAMS, _SIZE_PARAMS, SearchState, _Search
+from .genomes import Genome
+from .harness import _CHECKPOINT_PARAMS, _INPUTS, _SIZE_PARAMS, SearchState, _outputs, _Search
 
 SCHEDULES = ("exponential", "linear")
 
@@ -51,7 +50,7 @@ def _check_anneal(params: Mapping[str, object]) -> list[tuple[str, str]]:
     "evolve.anneal",
     seeded=True,
     category="search",
-    inputs={"genome": Input(GenomeType), "objective": Input(ObjectiveType, description="lower is better")},
+    inputs=_INPUTS,
     params={
         "steps": Param(Int, 3000, min=0),
         **_SIZE_PARAMS,
@@ -62,11 +61,7 @@ def _check_anneal(params: Mapping[str, object]) -> list[tuple[str, str]]:
         "sigma": Param(FloatT, 0.1, min=0.0, max=1.0, description="size of a move: std of the change to one shape"),
         **_CHECKPOINT_PARAMS,
     },
-    outputs={
-        "image": Output(Image, "the best picture found, rendered"),
-        "best": Output(TensorT, "its parameters [dims]"),
-        "history": Output(Dict, "per step: step, best, current"),
-    },
+    outputs=_outputs("per step: step, best, current"),
     check=_check_anneal,
 )
 def anneal(

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 import torch
 
-from artgraph import Context, Dict, Image, Input, Int, NodeError, Objective, ObjectiveType, Output, Param, Str, node
+from artgraph import Context, Int, NodeError, Objective, Param, Str, node
 from artgraph import Float as FloatT
-from artgraph import Tensor as TensorT
 
-from .genomes import CROSSOVERS, Genome, GenomeType
-from .harness import _CHECKPOINT_PARAMS, _SIZE_PARAMS, SearchState, _Search
+from .genomes import CROSSOVERS, Genome
+from .harness import _CHECKPOINT_PARAMS, _INPUTS, _SIZE_PARAMS, SearchState, _outputs, _Search
 
 #: The default mutation rate changes this many genes per child, on average.
 FIVE_GENES = 5.0
@@ -80,7 +79,7 @@ def _check_genetic(params: Mapping[str, object]) -> list[tuple[str, str]]:
     "evolve.genetic",
     seeded=True,
     category="search",
-    inputs={"genome": Input(GenomeType), "objective": Input(ObjectiveType, description="lower is better")},
+    inputs=_INPUTS,
     params={
         "population": Param(Int, 16, min=2, max=100_000, description="pictures per generation"),
         "generations": Param(Int, 1000, min=0),
@@ -96,11 +95,7 @@ def _check_genetic(params: Mapping[str, object]) -> list[tuple[str, str]]:
         "patience": Param(Int, 0, min=0, description="stop after N generations without improvement (0: never)"),
         **_CHECKPOINT_PARAMS,
     },
-    outputs={
-        "image": Output(Image, "the best individual, rendered"),
-        "best": Output(TensorT, "the best individual's parameters [dims]"),
-        "history": Output(Dict, "per generation: generation, best (so far) and mean score"),
-    },
+    outputs=_outputs("per generation: generation, best (so far) and mean score"),
     check=_check_genetic,
 )
 def genetic(

@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from artgraph import Context, Int, NodeError, Objective, Param
+from artgraph import Context, Dict, Image, Input, Int, NodeError, Objective, ObjectiveType, Output, Param
 from artgraph import Path as PathT
+from artgraph import Tensor as TensorT
 
 from .._tensorfile import read_safetensors, write_safetensors
-from .genomes import Genome, render_size
+from .genomes import Genome, GenomeType, render_size
 from .hints import is_compute_bound, target_aspect
 
 CHECKPOINT_FORMAT = "artgraph.search.checkpoint"
@@ -239,7 +240,19 @@ class _Search:
         return image, state.best, state.history
 
 
-# -- params of both search nodes ----------------------------------------------------------
+# -- ports and params of both search nodes -------------------------------------------------
+
+_INPUTS = {"genome": Input(GenomeType), "objective": Input(ObjectiveType, description="lower is better")}
+
+
+def _outputs(history: str) -> dict[str, Output]:
+    """The outputs of a search: the best picture, its genes, and ``history`` (what each step records)."""
+    return {
+        "image": Output(Image, "the best picture found, rendered"),
+        "best": Output(TensorT, "its parameters [dims]"),
+        "history": Output(Dict, history),
+    }
+
 
 _CHECKPOINT_PARAMS = {
     "checkpoint": Param(
