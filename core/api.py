@@ -18,7 +18,8 @@ from typing import Any
 from .cache import Cache, make_key
 from .devices import resolve_device
 from .errors import GraphError, Problem, RunFailed
-from .executor import RunListener, RunResult, execute
+from .events import EventSink, RunEvents
+from .executor import RunResult, execute
 from .plan import Plan
 from .plugins import Registry, default_registry
 from .progress import make_progress_factory
@@ -127,13 +128,15 @@ class Graph:
         out_dir: str | os.PathLike[str] = "out",
         outputs: Iterable[str] | None = None,
         progress: str = "quiet",
-        listener: RunListener | None = None,
+        events: RunEvents | Iterable[EventSink] | None = None,
         raise_on_failure: bool = True,
     ) -> RunResult:
         """Run the graph and return its outputs (``result['node.output']``).
 
         ``cache``: True for the in-process memory cache, a folder for memory plus
-        disk, a :class:`Cache`, or False/None for no caching. Raises
+        disk, a :class:`Cache`, or False/None for no caching. ``events``: callables
+        that each receive every run event (:mod:`artgraph.events`), or a
+        :class:`RunEvents` (to choose the run id and where previews go). Raises
         :class:`GraphError` for an invalid graph and :class:`RunFailed` (carrying
         the partial result) when a node fails, unless ``raise_on_failure`` is False.
         """
@@ -154,7 +157,7 @@ class Graph:
             cache=store,
             targets=outputs,
             progress=make_progress_factory(progress),
-            listener=listener,
+            events=events if isinstance(events, RunEvents) else RunEvents(events or ()),
             provenance=provenance,
             graph_id=_graph_id(self.spec),
         )

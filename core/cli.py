@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run only what this output needs and report it (repeatable)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    run.add_argument(
+        "--events",
+        metavar="FILE.jsonl",
+        help="write the run's events to FILE, one JSON line each, readable while the run goes on; "
+        "node previews go to a 'previews' folder beside it",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress, only errors")
 
     val = sub.add_parser("validate", parents=[common], help="check graphs without running them")
@@ -156,20 +162,23 @@ def _print_problems(exc: Any, as_json: bool) -> None:
 
 
 class _Printer:
-    """Prints one line per node to stderr as the run goes."""
+    """Prints one line per node to stderr as the run goes: a sink of the run's events."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
 
-    def node_started(self, node_id: str, node_type: str, index: int, total: int) -> None:
-        if not self.quiet:
-            print(f"[{index}/{total}] {node_id} ({node_type}) ...", file=sys.stderr, flush=True)
-
-    def node_finished(self, node_id: str, report: Any) -> None:
-        if report.status == "failed":
-            print(f"  FAILED {node_id}: {report.error}", file=sys.stderr)
-        elif not self.quiet and report.status == "executed":
-            print(f"  done {node_id} in {report.seconds:.2f}s ({report.reason})", file=sys.stderr)
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "node_start" and not self.quiet:
+            print(
+                f"[{event['index']}/{event['total']}] {event['node']} ({event['type']}) ...",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif kind == "node_error":
+            print(f"  FAILED {event['node']}: {event['message']}", file=sys.stderr)
+        elif kind == "node_done" and not self.quiet and event["status"] == "executed":
+            print(f"  done {event['node']} in {event['seconds']:.2f}s ({event['reason']})", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -240,6 +249,21 @@ def _run(args: argparse.Namespace) -> int:
                     for ref in bad
                 ]
             )
+    from .events import JsonLines, RunEvents
+
+    sinks: list[Any] = [_Printer(args.quiet)]
+    log, previews = None, None
+    if args.events:
+        path_arg("--events", args.events)
+        try:
+            log = JsonLines(args.events)
+        except OSError as exc:
+            raise GraphError(
+                [Problem("--events", None, None, f"cannot write {args.events}: {exc.strerror or exc}")]
+            ) from None
+        sinks.append(log)
+        previews = os.path.join(os.path.dirname(os.path.abspath(args.events)), "previews")
+    run_events = RunEvents(sinks, preview_dir=previews)
     result = graph.run(
         device=device,
         overrides=args.overrides,
@@ -247,9 +271,11 @@ def _run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         outputs=args.outputs,
         progress="quiet" if args.quiet or args.json else "auto",
-        listener=_Printer(args.quiet),
+        events=run_events,
         raise_on_failure=False,
     )
+    if log is not None:
+        log.close()
     report = result.to_json()
     for warning in result.warnings:  # in the JSON report too; on stderr in any case
         print(f"artgraph: warning: {printable(warning)}", file=sys.stderr)

@@ -9,13 +9,15 @@ nodes stay plain functions that can run anywhere (a test, a notebook, a cluster)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .progress import Progress, ProgressFactory, SilentProgress
 
 if TYPE_CHECKING:
     import torch
+
+    from .events import RunEvents
 
 
 class _NodeLog(logging.LoggerAdapter):  # bare: LoggerAdapter[...] fails at runtime before Python 3.11
@@ -32,7 +34,7 @@ _NODE_LOGGER = logging.getLogger("artgraph.node")
 class Context:
     """Per-node run context."""
 
-    __slots__ = ("_device", "_progress", "_provenance", "_rng", "log", "node_id", "node_type", "seed")
+    __slots__ = ("_device", "_events", "_progress", "_provenance", "_rng", "log", "node_id", "node_type", "seed")
 
     def __init__(
         self,
@@ -43,6 +45,7 @@ class Context:
         seed: int = 0,
         progress: ProgressFactory | None = None,
         provenance: Mapping[str, Any] | None = None,
+        events: RunEvents | None = None,
     ) -> None:
         self.node_id = node_id
         self.node_type = node_type
@@ -53,6 +56,7 @@ class Context:
         self._rng: torch.Generator | None = None
         self._progress = progress
         self._provenance = provenance
+        self._events = events
         self.log: logging.LoggerAdapter[logging.Logger] = _NodeLog(_NODE_LOGGER, {"node": node_id})
 
     @property
@@ -85,8 +89,22 @@ class Context:
         return self._rng
 
     def progress(self, total: int | None = None, desc: str | None = None) -> Progress:
-        """A progress reporter: ``with ctx.progress(steps) as bar: bar.update(1, loss=x)``."""
+        """A progress reporter: ``with ctx.progress(steps) as bar: bar.update(1, loss=x)``.
+
+        Its updates are also the run's ``progress`` events (rate-limited)."""
         label = desc or self.node_id
-        if self._progress is None:
-            return SilentProgress(total, label)
-        return self._progress(total, label)
+        shown = SilentProgress(total, label) if self._progress is None else self._progress(total, label)
+        if self._events is None:
+            return shown
+        return self._events.progress(self.node_id, shown, total)
+
+    def preview(self, image: torch.Tensor | Callable[[], torch.Tensor]) -> bool:
+        """Show the work so far (an image [B,C,H,W] in [0, 1]; the first of a batch).
+
+        Cheap to call often: the engine writes a small JPEG at most about once a
+        second per node, and only when someone watches the run (``--events``, a
+        server); True when this one was written. Pass a function instead of the
+        image when making it costs something: it is called only when a preview is due."""
+        if self._events is None:
+            return False
+        return self._events.preview(self.node_id, image)

@@ -18,11 +18,12 @@ import re
 import time
 import traceback
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from .cache import Cache, CacheDamaged
 from .context import Context
 from .errors import NodeError, printable
+from .events import RunEvents
 from .files import confine_writes
 from .keys import node_key, why_it_runs
 from .node import Param
@@ -38,26 +39,10 @@ __all__ = [
     "FAILED",
     "SKIPPED",
     "NodeReport",
-    "RunListener",
     "RunResult",
     "describe_value",
     "execute",
 ]
-
-
-class RunListener(Protocol):
-    """Receives events as the run goes (the CLI prints them)."""
-
-    def node_started(self, node_id: str, node_type: str, index: int, total: int) -> None: ...
-    def node_finished(self, node_id: str, report: NodeReport) -> None: ...
-
-
-class _NoListener:
-    def node_started(self, node_id: str, node_type: str, index: int, total: int) -> None:
-        pass
-
-    def node_finished(self, node_id: str, report: NodeReport) -> None:
-        pass
 
 
 def execute(
@@ -67,15 +52,16 @@ def execute(
     cache: Cache | None = None,
     targets: Iterable[str] | None = None,
     progress: ProgressFactory | None = None,
-    listener: RunListener | None = None,
+    events: RunEvents | None = None,
     provenance: Mapping[str, Any] | None = None,
     graph_id: str | None = None,
 ) -> RunResult:
     """Run what is needed for ``targets`` (``NODE`` or ``NODE.OUTPUT``; default:
-    the output nodes, or every sink when the graph has none)."""
+    the output nodes, or every sink when the graph has none), telling ``events``
+    what happens (see :mod:`artgraph.events`)."""
     run = _Run(plan, device, cache, _targets(plan, targets), graph_id or plan.graph.file)
     run.progress, run.provenance = progress, provenance
-    run.listener = listener or _NoListener()
+    run.events = events or RunEvents()
     return run.go()
 
 
@@ -88,7 +74,7 @@ class _Run:
         self.plan, self.device, self.cache, self.wanted, self.graph_id = plan, device, cache, wanted, graph_id
         self.progress: ProgressFactory | None = None
         self.provenance: Mapping[str, Any] | None = None
-        self.listener: RunListener = _NoListener()
+        self.events = RunEvents()
         #: the nodes the targets depend on; the others are skipped
         self.relevant = _ancestors(plan, wanted)
         #: node -> its cache key, and what the key was made of (for the ledger's "why")
@@ -116,7 +102,13 @@ class _Run:
         self.written: dict[str, str] = {}
 
     def go(self) -> RunResult:
+        started = time.perf_counter()
+        self.events.emit("run_start", graph=self.plan.graph.name, nodes=list(self.plan.nodes), device=self.device)
         to_run = self.decide()
+        for node_id in self.plan.nodes:
+            report = self.reports.get(node_id)
+            if report is not None and report.status == CACHED:
+                self.events.emit("node_cached", node_id, reason=report.reason)
         self.warnings += [
             f"node '{i}': its cached result was damaged ({why}); deleted and recomputed"
             for i, why in self.damaged.items()
@@ -129,7 +121,18 @@ class _Run:
             self.run_node(self.plan.nodes[node_id], index, len(order))
         self.save_ledger()
         outputs, output_types = self.collect()
-        return RunResult({i: self.reports[i] for i in self.plan.nodes}, outputs, output_types, self.warnings)
+        result = RunResult({i: self.reports[i] for i in self.plan.nodes}, outputs, output_types, self.warnings)
+        counts: dict[str, int] = {}
+        for report in result.nodes.values():
+            counts[report.status] = counts.get(report.status, 0) + 1
+        self.events.emit(
+            "run_done",
+            ok=result.ok,
+            counts=counts,
+            seconds=round(time.perf_counter() - started, 6),
+            warnings=list(self.warnings),
+        )
+        return result
 
     # -- deciding --------------------------------------------------------
 
@@ -174,7 +177,7 @@ class _Run:
         reason = why_it_runs(
             node, self.parts[node.id], self.ledger.get(node.id), self.cache is not None, self.damaged.get(node.id)
         )
-        self.listener.node_started(node.id, node.spec.type_name, index, total)
+        self.events.emit("node_start", node.id, type=node.spec.type_name, index=index, total=total)
         start = time.perf_counter()
         try:
             result = self.call(node)
@@ -200,6 +203,7 @@ class _Run:
             seed=seed,
             progress=self.progress,
             provenance=self.provenance,
+            events=self.events,
         )
         if node.spec.wants_ctx:
             kwargs["ctx"] = ctx
@@ -248,7 +252,21 @@ class _Run:
 
     def finish(self, node: PlannedNode, report: NodeReport) -> None:
         self.reports[node.id] = report
-        self.listener.node_finished(node.id, report)
+        if report.status == FAILED:
+            self.events.emit(
+                "node_error", node.id, message=report.error, seconds=report.seconds, traceback=report.trace
+            )
+        else:
+            outputs = self.values.get(node.id, {}) if report.status == EXECUTED else {}
+            described = {name: describe_value(value, node.spec.outputs[name].type) for name, value in outputs.items()}
+            self.events.emit(
+                "node_done",
+                node.id,
+                status=report.status,
+                seconds=round(report.seconds, 6),
+                reason=report.reason,
+                outputs=described,
+            )
         self.release(node)
 
     def release(self, node: PlannedNode) -> None:

@@ -18,7 +18,7 @@ import torch
 from PIL import Image as PILImage
 
 import artgraph
-from artgraph import NodeError, load_graph
+from artgraph import Context, NodeError, load_graph
 from artgraph.nodes import gan
 from artgraph.nodes._tensorfile import write_safetensors
 from artgraph.nodes.data import datasets
@@ -532,3 +532,21 @@ def test_the_plain_dcgan_of_the_speed_bench_is_the_nodes_default():
     assert shapes(g) == shapes(gan.Generator(config))
     assert shapes(d) == shapes(gan.Discriminator(config, spectral=defaults["spectral_norm"], norm=False))
     assert g(torch.randn(2, 100)).shape == (2, 1, 28, 28)
+
+
+def test_training_previews_a_fixed_grid_and_changes_no_result(tmp_path: Path):
+    from artgraph.events import RunEvents
+
+    seen: list[dict[str, object]] = []
+    watched = RunEvents([seen.append], preview_dir=tmp_path, preview_every=0.0)
+    ctx = Context("g", "gan.train", events=watched)
+    generator, history = gan.train(ctx, blobs(), **TINY)
+    previews = [e for e in seen if e["event"] == "preview"]
+    assert len(previews) == 3 and all(e["node"] == "g" for e in previews)  # one per step, nothing rate-limits
+    with PILImage.open(tmp_path / "g.jpg") as img:
+        assert img.size == (4 * 16 + 5, 4 * 16 + 5)  # 16 samples, 4 by 4, 1 px apart
+    plain, plain_history = train()
+    assert history == plain_history  # watching draws on no generator the training uses
+    assert all(
+        torch.equal(a, b) for a, b in zip(generator.state_dict().values(), plain.state_dict().values(), strict=True)
+    )

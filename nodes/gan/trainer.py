@@ -138,6 +138,7 @@ class Trainer:
                 self.history["d_loss"].append(d_value)
                 self.history["g_loss"].append(g_value)
                 bar.update(1, d=d_value, g=g_value)
+                self.ctx.preview(self.samples)
                 if self.saving.every and (step % self.saving.every == 0 or step == total):
                     self.save(step)
         if self.saving.every and step == start and start < total:
@@ -185,6 +186,18 @@ class Trainer:
         nets.opt_g.step()
         nets.disc.requires_grad_(True)
         return float(g_loss.detach())
+
+    def samples(self) -> torch.Tensor:
+        """A 4×4 grid of samples from the same 16 latent points at every step (the moving
+        average when there is one), for the node's preview; draws on no shared generator."""
+        from torchvision.utils import make_grid
+
+        from .sampling import draw_z, generate
+
+        net = self.nets.average if self.nets.average is not None else self.nets.gen
+        with torch.no_grad():
+            images = generate(net, draw_z(16, self.recipe.z_dim, self.recipe.seed))
+        return make_grid(images, nrow=4, padding=1).unsqueeze(0)
 
     def save(self, step: int) -> None:
         """Write a checkpoint: G, D, the average, both optimisers, the config and the step."""

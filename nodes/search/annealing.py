@@ -117,5 +117,6 @@ def anneal(
                 state.history["best"].append(state.best_score)
                 state.history["current"].append(float(state.scores[0]))
                 bar.update(1, best=state.best_score)
+                search.show(state)
                 search.save(state)
         return search.finish(state, output_size)

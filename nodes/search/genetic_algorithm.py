@@ -161,5 +161,6 @@ def genetic(
                 ):
                     state.history[key].append(value)
                 bar.update(1, best=state.best_score)
+                search.show(state)
                 search.save(state)
         return search.finish(state, output_size)

@@ -197,6 +197,10 @@ class _Search:
         self.score = Scorer(genome, objective, self.shape, ctx.device)
         self.rng = ctx.rng
 
+    def show(self, state: SearchState) -> None:
+        """The best picture so far, as the node's preview (rendered only when one is due)."""
+        self.ctx.preview(lambda: self.genome.render(state.best.unsqueeze(0), self.shape, self.ctx.device))
+
     def resume(self, path: str) -> SearchState:
         state = load_checkpoint(path, self.kind, self.genome, self.shape, self.rng)
         self.ctx.log.info("resumed from %s at step %d", path, state.step)

@@ -82,6 +82,7 @@ def optimize_pixels(
         if save_every and evals % save_every == 0:
             snapshots.append(last_good)
         bar.update(1, loss=value)
+        ctx.preview(last_good)
         if scale != 1.0:
             loss = loss * scale
         loss.backward()
