@@ -86,6 +86,18 @@ def remove_stale_temps(folder: Path, prefix: str = ".") -> int:
     return removed
 
 
+_SWEPT: set[str] = set()
+
+
+def _sweep_once(folder: Path) -> None:
+    """Remove killed processes' leftovers in ``folder``, once per folder and process
+    (a batch of 10,000 images is written into one folder: it is read once, not 10,000 times)."""
+    key = os.path.abspath(folder)
+    if key not in _SWEPT:
+        _SWEPT.add(key)
+        remove_stale_temps(folder)
+
+
 @dataclass(frozen=True)
 class WriteGuard:
     """Where a running node may write: under ``root``, never onto ``protected`` files, nor
@@ -130,13 +142,15 @@ def confine_writes(
     written: dict[str, str] | None = None,
 ) -> Iterator[WriteGuard]:
     """Within this block, :func:`atomic_path` writes only under ``root``, never to
-    ``protected``, and never to a file that another owner recorded in ``written``."""
-    guard = WriteGuard(
-        os.path.realpath(root),
-        frozenset(os.path.realpath(p) for p in protected),
-        owner,
-        written if written is not None else {},
-    )
+    ``protected``, and never to a file that another owner recorded in ``written``.
+
+    ``root`` and ``protected`` are taken as real paths when given as a ``frozenset``
+    and a real ``root`` (the executor resolves them once per run, not per node)."""
+    real_root = os.fspath(root)
+    if not os.path.isabs(real_root) or os.path.realpath(real_root) != real_root:
+        real_root = os.path.realpath(real_root)
+    real = protected if isinstance(protected, frozenset) else frozenset(os.path.realpath(p) for p in protected)
+    guard = WriteGuard(real_root, real, owner, written if written is not None else {})
     token = _GUARD.set(guard)
     try:
         yield guard
@@ -158,7 +172,7 @@ def atomic_path(path: str | os.PathLike[str], *, confined: bool = True) -> Itera
     if confined and guard is not None:
         guard.check(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(target.parent, prefix=f".{target.stem}~")
+    _sweep_once(target.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}{temp_tag()}", suffix=target.suffix, dir=target.parent)
     os.close(fd)
     try:
