@@ -99,7 +99,6 @@ class _Run:
         #: real path of each file the graph reads -> the nodes that read it (none may write it)
         self.readers = _readers(plan)
         self.protected = frozenset(self.readers)
-        self.real_out = os.path.realpath(plan.out_dir)
         #: file -> the node that wrote it in this run (no other node may)
         self.written: dict[str, str] = {}
 
@@ -212,7 +211,7 @@ class _Run:
         protected = self.protected
         if node.reads:  # a node may write a file only it reads (a checkpoint it resumes from)
             protected = protected - {path for path, who in self.readers.items() if who == {node.id}}
-        with confine_writes(self.real_out, protected, owner=node.id, written=self.written):
+        with confine_writes(self.plan.out_dir, protected, owner=node.id, written=self.written):
             result = node.spec.normalise_outputs(node.spec.callable()(**kwargs))
         for name, out in node.spec.outputs.items():
             problem = out.type.check_value(result[name])

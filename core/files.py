@@ -144,13 +144,10 @@ def confine_writes(
     """Within this block, :func:`atomic_path` writes only under ``root``, never to
     ``protected``, and never to a file that another owner recorded in ``written``.
 
-    ``root`` and ``protected`` are taken as real paths when given as a ``frozenset``
-    and a real ``root`` (the executor resolves them once per run, not per node)."""
-    real_root = os.fspath(root)
-    if not os.path.isabs(real_root) or os.path.realpath(real_root) != real_root:
-        real_root = os.path.realpath(real_root)
+    ``protected`` given as a ``frozenset`` is taken as real paths already (the executor
+    resolves the graph's inputs once per run, not once per node)."""
     real = protected if isinstance(protected, frozenset) else frozenset(os.path.realpath(p) for p in protected)
-    guard = WriteGuard(real_root, real, owner, written if written is not None else {})
+    guard = WriteGuard(os.path.realpath(root), real, owner, written if written is not None else {})
     token = _GUARD.set(guard)
     try:
         yield guard
