@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .context import Context
-from .errors import ArtgraphError, GraphError, NodeError, PluginError, Problem, RunFailed
+from .errors import ArtgraphError, Cancelled, GraphError, NodeError, PluginError, Problem, RunFailed
 from .files import atomic_path
 from .imagefiles import ImageTooLarge, open_image
 from .node import REQUIRED, Input, NodeSpec, Output, Param, node, spec_of
@@ -84,6 +84,7 @@ __all__ = [
     "ArtgraphError",
     "Bool",
     "Cache",
+    "Cancelled",
     "Context",
     "Dict",
     "Float",

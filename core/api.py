@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
@@ -129,6 +130,7 @@ class Graph:
         outputs: Iterable[str] | None = None,
         progress: str = "quiet",
         events: RunEvents | Iterable[EventSink] | None = None,
+        cancel: threading.Event | Callable[[], bool] | None = None,
         raise_on_failure: bool = True,
     ) -> RunResult:
         """Run the graph and return its outputs (``result['node.output']``).
@@ -136,7 +138,10 @@ class Graph:
         ``cache``: True for the in-process memory cache, a folder for memory plus
         disk, a :class:`Cache`, or False/None for no caching. ``events``: callables
         that each receive every run event (:mod:`artgraph.events`), or a
-        :class:`RunEvents` (to choose the run id and where previews go). Raises
+        :class:`RunEvents` (to choose the run id and where previews go). ``cancel``:
+        a ``threading.Event`` (or a function) that, once set, stops the run at the
+        running node's next progress step; what finished is kept and the result
+        says ``cancelled``. Raises
         :class:`GraphError` for an invalid graph and :class:`RunFailed` (carrying
         the partial result) when a node fails, unless ``raise_on_failure`` is False.
         """
@@ -160,8 +165,9 @@ class Graph:
             events=events if isinstance(events, RunEvents) else RunEvents(events or ()),
             provenance=provenance,
             graph_id=_graph_id(self.spec),
+            cancelled=cancel.is_set if isinstance(cancel, threading.Event) else cancel,
         )
-        if raise_on_failure and not result.ok:
+        if raise_on_failure and result.failures:
             raise RunFailed(result, result.failures)
         return result
 

@@ -34,7 +34,18 @@ _NODE_LOGGER = logging.getLogger("artgraph.node")
 class Context:
     """Per-node run context."""
 
-    __slots__ = ("_device", "_events", "_progress", "_provenance", "_rng", "log", "node_id", "node_type", "seed")
+    __slots__ = (
+        "_cancelled",
+        "_device",
+        "_events",
+        "_progress",
+        "_provenance",
+        "_rng",
+        "log",
+        "node_id",
+        "node_type",
+        "seed",
+    )
 
     def __init__(
         self,
@@ -46,6 +57,7 @@ class Context:
         progress: ProgressFactory | None = None,
         provenance: Mapping[str, Any] | None = None,
         events: RunEvents | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
         self.node_id = node_id
         self.node_type = node_type
@@ -57,6 +69,7 @@ class Context:
         self._progress = progress
         self._provenance = provenance
         self._events = events
+        self._cancelled = cancelled
         self.log: logging.LoggerAdapter[logging.Logger] = _NodeLog(_NODE_LOGGER, {"node": node_id})
 
     @property
@@ -94,9 +107,22 @@ class Context:
         Its updates are also the run's ``progress`` events (rate-limited)."""
         label = desc or self.node_id
         shown = SilentProgress(total, label) if self._progress is None else self._progress(total, label)
-        if self._events is None:
-            return shown
-        return self._events.progress(self.node_id, shown, total)
+        if self._events is not None:
+            shown = self._events.progress(self.node_id, shown, total)
+        if self._cancelled is not None:
+            shown = _Stoppable(shown, self)
+        return shown
+
+    def stop_if_cancelled(self) -> None:
+        """Raise :class:`~artgraph.Cancelled` when the run was asked to stop.
+
+        Progress updates and previews call it, so a node with a progress bar stops
+        at its next step without doing anything; a node with a long loop and no
+        bar calls it itself."""
+        if self._cancelled is not None and self._cancelled():
+            from .errors import Cancelled
+
+            raise Cancelled(f"node '{self.node_id}' stopped: the run was cancelled")
 
     def preview(self, image: torch.Tensor | Callable[[], torch.Tensor]) -> bool:
         """Show the work so far (an image [B,C,H,W] in [0, 1]; the first of a batch).
@@ -105,6 +131,27 @@ class Context:
         second per node, and only when someone watches the run (``--events``, a
         server); True when this one was written. Pass a function instead of the
         image when making it costs something: it is called only when a preview is due."""
+        self.stop_if_cancelled()
         if self._events is None:
             return False
         return self._events.preview(self.node_id, image)
+
+
+class _Stoppable:
+    """A progress reporter whose every update first asks whether the run was cancelled."""
+
+    def __init__(self, inner: Progress, ctx: Context) -> None:
+        self.inner, self.ctx = inner, ctx
+
+    def update(self, n: int = 1, **metrics: float) -> None:
+        self.ctx.stop_if_cancelled()
+        self.inner.update(n, **metrics)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> _Stoppable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -62,6 +62,10 @@ class PluginError(ArtgraphError):
     """A plugin broke the rules (bad registration, duplicate names)."""
 
 
+class Cancelled(ArtgraphError):
+    """Raised inside a node (by its progress or preview calls) when its run was asked to stop."""
+
+
 class RunFailed(ArtgraphError):
     """A run finished with failed nodes; ``result`` holds what did finish."""
 

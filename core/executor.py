@@ -17,12 +17,12 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .cache import Cache, CacheDamaged
 from .context import Context
-from .errors import NodeError, printable
+from .errors import Cancelled, NodeError, printable
 from .events import RunEvents
 from .files import confine_writes
 from .keys import node_key, why_it_runs
@@ -30,7 +30,7 @@ from .node import Param
 from .paths import PathProblem, resolve_input, resolve_output
 from .plan import Plan, PlannedNode
 from .progress import ProgressFactory
-from .result import CACHED, EXECUTED, FAILED, SKIPPED, NodeReport, RunResult, describe_value
+from .result import CACHED, CANCELLED, EXECUTED, FAILED, SKIPPED, NodeReport, RunResult, describe_value
 from .types import TypeCheckError, adapt
 
 __all__ = [
@@ -55,6 +55,7 @@ def execute(
     events: RunEvents | None = None,
     provenance: Mapping[str, Any] | None = None,
     graph_id: str | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Run what is needed for ``targets`` (``NODE`` or ``NODE.OUTPUT``; default:
     the output nodes, or every sink when the graph has none), telling ``events``
@@ -62,6 +63,7 @@ def execute(
     run = _Run(plan, device, cache, _targets(plan, targets), graph_id or plan.graph.file)
     run.progress, run.provenance = progress, provenance
     run.events = events or RunEvents()
+    run.cancelled = cancelled
     return run.go()
 
 
@@ -75,6 +77,8 @@ class _Run:
         self.progress: ProgressFactory | None = None
         self.provenance: Mapping[str, Any] | None = None
         self.events = RunEvents()
+        #: asked between nodes, and by nodes at each progress step: stop when it says so
+        self.cancelled: Callable[[], bool] | None = None
         #: the nodes the targets depend on; the others are skipped
         self.relevant = _ancestors(plan, wanted)
         #: node -> its cache key, and what the key was made of (for the ledger's "why")
@@ -129,6 +133,7 @@ class _Run:
         self.events.emit(
             "run_done",
             ok=result.ok,
+            cancelled=result.cancelled,
             counts=counts,
             seconds=round(time.perf_counter() - started, 6),
             warnings=list(self.warnings),
@@ -170,6 +175,10 @@ class _Run:
     # -- running -----------------------------------------------------------
 
     def run_node(self, node: PlannedNode, index: int, total: int) -> None:
+        if self.cancelled is not None and self.cancelled():
+            self.failed.add(node.id)
+            self.finish(node, NodeReport(CANCELLED, reason="the run was cancelled before it started"))
+            return
         upstream_failed = [w.src for w in node.sources() if w.src in self.failed]
         if upstream_failed:
             self.failed.add(node.id)
@@ -182,6 +191,10 @@ class _Run:
         start = time.perf_counter()
         try:
             result = self.call(node)
+        except Cancelled as exc:
+            self.failed.add(node.id)
+            self.finish(node, NodeReport(CANCELLED, time.perf_counter() - start, reason, str(exc)))
+            return
         except Exception as exc:
             self.failed.add(node.id)
             seconds = time.perf_counter() - start
@@ -205,6 +218,7 @@ class _Run:
             progress=self.progress,
             provenance=self.provenance,
             events=self.events,
+            cancelled=self.cancelled,
         )
         if node.spec.wants_ctx:
             kwargs["ctx"] = ctx
@@ -257,7 +271,7 @@ class _Run:
         self.reports[node.id] = report
         if report.status == FAILED:
             self.events.emit(
-                "node_error", node.id, message=report.error, seconds=report.seconds, traceback=report.trace
+                "node_error", node.id, message=report.error, seconds=round(report.seconds, 6), traceback=report.trace
             )
         else:
             outputs = self.values.get(node.id, {}) if report.status == EXECUTED else {}

@@ -12,7 +12,7 @@ from typing import Any
 
 from .types import PortType
 
-EXECUTED, CACHED, FAILED, SKIPPED = "executed", "cached", "failed", "skipped"
+EXECUTED, CACHED, FAILED, SKIPPED, CANCELLED = "executed", "cached", "failed", "skipped", "cancelled"
 
 
 @dataclass
@@ -44,7 +44,12 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.status != FAILED for r in self.nodes.values())
+        return all(r.status not in (FAILED, CANCELLED) for r in self.nodes.values())
+
+    @property
+    def cancelled(self) -> bool:
+        """The run was asked to stop and did (what finished before is kept)."""
+        return any(r.status == CANCELLED for r in self.nodes.values())
 
     @property
     def failures(self) -> list[str]:
@@ -56,6 +61,7 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "cancelled": self.cancelled,
             "nodes": {i: r.to_dict() for i, r in self.nodes.items()},
             "outputs": {k: describe_value(v, self.output_types.get(k)) for k, v in self.outputs.items()},
             "warnings": list(self.warnings),

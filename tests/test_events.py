@@ -222,3 +222,76 @@ def test_optimize_image_previews_its_pixels(tmp_path, tiny_png):
     load_graph(spec, base_dir=tmp_path).run(device="cpu", cache=False, events=events, outputs=["paint.image"])
     assert [e["node"] for e in seen if e["event"] == "preview"] == ["paint"] * 5
     assert (tmp_path / "previews" / "paint.jpg").is_file()
+
+
+# -- cancelling ----------------------------------------------------------------------
+
+
+def test_cancel_stops_the_running_node_at_its_next_step_and_keeps_what_finished(reg):
+    import threading
+
+    stop = threading.Event()
+    seen: list[dict[str, Any]] = []
+
+    def watch(event: dict[str, Any]) -> None:
+        seen.append(event)
+        if event["event"] == "progress" and event["value"] >= 100:
+            stop.set()  # a client presses "cancel" while the long node runs
+
+    spec = {
+        "artgraph": 1,
+        "nodes": {
+            "first": {"type": "t.source", "params": {"value": 4}},
+            "long": {"type": "ev.steps", "params": {"n": 1_000_000}},
+            "after": {"type": "t.add", "inputs": {"a": "long"}},
+        },
+    }
+    events = RunEvents([watch], progress_every=0.0)
+    result = load_graph(spec, registry=reg).run(device="cpu", cache=False, events=events, cancel=stop, outputs=None)
+    assert result.cancelled and not result.ok and result.failures == []
+    assert result.nodes["first"].status == "executed"  # what finished before is kept
+    assert result.nodes["long"].status == "cancelled" and "the run was cancelled" in (result.nodes["long"].error or "")
+    assert result.nodes["after"].status == "cancelled"
+    last = [e for e in seen if e["event"] == "progress"][-1]
+    assert last["value"] <= 101  # stopped at the next step, not at the end of a million
+    assert seen[-1]["event"] == "run_done" and seen[-1]["cancelled"] is True
+    assert result.to_json()["cancelled"] is True
+
+
+def test_a_cancel_before_a_node_starts_skips_it(reg):
+    result = load_graph(CHAIN, registry=reg).run(device="cpu", cache=False, cancel=lambda: True)
+    assert [r.status for r in result.nodes.values()] == ["cancelled"] * 3 and result.cancelled
+    assert all(r.reason == "the run was cancelled before it started" for r in result.nodes.values())
+
+
+def test_a_running_style_transfer_stops_soon_after_cancel(tmp_path, tiny_png):
+    import threading
+
+    (tmp_path / "c.png").write_bytes(tiny_png.read_bytes())
+    spec = {
+        "artgraph": 1,
+        "nodes": {
+            "c": {"type": "image.load", "params": {"path": "c.png", "size": 48}},
+            "vgg": {"type": "vgg.model", "params": {"weights": "random", "arch": "vgg16"}},
+            "st": {
+                "type": "style.transfer",
+                "inputs": {"content": "c", "style": ["c"], "model": "vgg"},
+                "params": {"steps": 100_000, "optimizer": "adam"},
+            },
+        },
+    }
+    stop = threading.Event()
+    steps: list[int] = []
+
+    def watch(event: dict[str, Any]) -> None:
+        if event["event"] == "progress" and event["node"] == "st":
+            steps.append(event["value"])
+            if event["value"] >= 5:
+                stop.set()
+
+    graph = load_graph(spec, base_dir=tmp_path)
+    result = graph.run(device="cpu", cache=False, events=RunEvents([watch], progress_every=0.0), cancel=stop)
+    assert result.nodes["st"].status == "cancelled" and max(steps) <= 6
+    # The next run is normal.
+    again = graph.run(device="cpu", cache=False, overrides={"st.steps": 3})
+    assert again.ok and again.nodes["st"].status == "executed"
