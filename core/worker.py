@@ -1,0 +1,123 @@
+"""The worker behind ``artgraph serve``: runs queued jobs one at a time, keeping caches warm.
+
+One worker per device claims the oldest queued job from the :class:`JobStore`,
+runs its graph in this process — so models (VGG, a generator) and results stay
+in the in-memory cache from one job to the next — and records how it ended.
+Each job has a folder under the data folder::
+
+    DATA/jobs/ID/events.jsonl   the run's events (artgraph.events), one JSON line each
+    DATA/jobs/ID/previews/      the newest preview of each node
+    DATA/jobs/ID/out/           what the graph writes (its --out)
+
+A job's graph is someone else's: its input paths resolve inside the data folder
+and may not leave it (``uploads/NAME`` for uploaded files). A job asked to stop
+(:meth:`JobStore.cancel`) stops at its running node's next progress step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .cache import Cache
+from .errors import GraphError
+from .events import JsonLines, RunEvents
+from .jobstore import CANCELLED, DONE, FAILED, Job, JobStore
+from .plugins import Registry
+
+_log = logging.getLogger("artgraph.worker")
+
+#: How often a running job asks the store whether it was cancelled, at most (seconds).
+CANCEL_POLL = 0.2
+
+
+class Worker:
+    """Claims and runs jobs on one device; one :class:`Cache` for its whole life."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        data: str | Path,
+        *,
+        device: str = "auto",
+        registry: Registry | None = None,
+        cache: Cache | None = None,
+    ) -> None:
+        self.store, self.data, self.device, self.registry = store, Path(data), device, registry
+        self.cache = cache if cache is not None else Cache(disk=self.data / "cache")
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.data / "jobs" / job_id
+
+    def run_one(self) -> Job | None:
+        """Run the oldest queued job to its end; None when none waits."""
+        job = self.store.claim()
+        if job is None:
+            return None
+        folder = self.job_dir(job.id)
+        log = JsonLines(folder / "events.jsonl")  # started afresh by each attempt
+        try:
+            status, report, error = self._run(job, folder, log)
+        except Exception as exc:  # a bug of ours: the job fails, the worker goes on
+            _log.exception("job %s crashed the worker's run", job.id)
+            status, report, error = FAILED, None, f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            log.close()
+        self.store.finish(job.id, status, report, error)
+        return self.store.get(job.id)
+
+    def _run(self, job: Job, folder: Path, log: JsonLines) -> tuple[str, dict[str, Any] | None, str | None]:
+        from .api import load_graph
+
+        try:
+            graph = load_graph(
+                # One name for every submitted graph: problems read "graph.yaml:LINE", and jobs
+                # of the same graph share the ledger, so a report says why a node re-ran.
+                "graph.yaml",
+                text=job.graph,
+                base_dir=self.data,
+                validate=False,
+                confine_inputs=True,
+                registry=self.registry,
+            )
+            events = RunEvents([log], run_id=job.id, preview_dir=folder / "previews")
+            result = graph.run(
+                device=self.device,
+                overrides=job.overrides,
+                cache=self.cache,
+                out_dir=folder / "out",
+                events=events,
+                cancel=_Poll(self.store, job.id),
+                raise_on_failure=False,
+            )
+        except GraphError as exc:  # validated when submitted; a file may have gone since
+            problems = [p.to_dict() for p in exc.problems]
+            return FAILED, {"ok": False, "problems": problems}, "; ".join(str(p) for p in exc.problems)
+        report = result.to_json()
+        if result.cancelled:
+            return CANCELLED, report, None
+        return (DONE, report, None) if result.ok else (FAILED, report, "; ".join(result.failures))
+
+    def run_forever(self, stop: threading.Event, idle: float = 0.2) -> None:
+        """Run jobs until ``stop`` is set, waiting ``idle`` seconds when the queue is empty."""
+        while not stop.is_set():
+            if self.run_one() is None:
+                stop.wait(idle)
+
+
+class _Poll:
+    """Whether a job was cancelled, asking the store at most every ``CANCEL_POLL`` seconds."""
+
+    def __init__(self, store: JobStore, job_id: str) -> None:
+        self.store, self.job_id = store, job_id
+        self._asked, self._answer = 0.0, False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self._answer and now - self._asked >= CANCEL_POLL:
+            self._asked = now
+            self._answer = self.store.cancel_requested(self.job_id)
+        return self._answer
