@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import limits
 from .context import Context
 from .errors import ArtgraphError, Cancelled, GraphError, NodeError, PluginError, Problem, RunFailed
 from .files import atomic_path
@@ -121,6 +122,7 @@ __all__ = [
     "default_registry",
     "hookimpl",
     "hookspec",
+    "limits",
     "load_graph",
     "node",
     "open_image",
