@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .arguments import folder_arg, path_arg, shown
+from .arguments import folder_arg, path_arg
+from .paths import shown
 from .rerun import files_of, graph_from_png, suggest_base
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2

@@ -12,9 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: The longest name of one path component most file systems allow (ext4, APFS, NTFS).
-NAME_MAX = 255
-
 
 class PathProblem(ValueError):
     """A file param's path is not acceptable; ``hint`` says how to fix it."""
@@ -24,16 +21,47 @@ class PathProblem(ValueError):
         self.message, self.hint = message, hint
 
 
+def shown(value: str) -> str:
+    """A path as it can be printed on one line: control characters escaped, long ones cut."""
+    if len(value) > 80:
+        value = f"{value[:60]}...{value[-12:]}"
+    return repr(value) if not value.isprintable() else f"'{value}'"
+
+
+def fs_limits(path: str) -> tuple[int, int]:
+    """The longest name and the longest path of the file system ``path`` would be on
+    (255 and 4,096, the usual ones, where the system does not say)."""
+    folder = os.path.abspath(path)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    found = []
+    for name, fallback in (("PC_NAME_MAX", 255), ("PC_PATH_MAX", 4096)):
+        try:
+            found.append(os.pathconf(folder, name))
+        except (OSError, ValueError, AttributeError):
+            found.append(fallback)
+    return found[0], found[1]
+
+
 def check_text(value: str) -> None:
-    """Refuse what no file system can name: NUL bytes and over-long components."""
+    """Refuse what no file system can name: NUL bytes, names or paths over its limits.
+
+    One rule for paths in graphs (validation, wired values) and on the command line."""
     if "\x00" in value:
-        raise PathProblem(f"path {value!r} contains a NUL byte", "remove the \\x00 from the path")
-    for part in Path(value).parts:
-        if len(os.fsencode(part)) > NAME_MAX:
+        raise PathProblem(f"the path {shown(value)} contains a NUL byte", "no file name can hold one; remove it")
+    try:
+        raw = os.fsencode(value)
+    except UnicodeError:
+        raise PathProblem(f"the path {shown(value)} is not a valid file name", "use a name in plain text") from None
+    name_max, path_max = fs_limits(value)
+    for part in raw.split(os.fsencode(os.sep)):
+        if len(part) > name_max:
             raise PathProblem(
-                f"a name in path '{value[:60]}...' is {len(os.fsencode(part))} bytes long",
-                f"file systems allow at most {NAME_MAX} bytes per name; shorten it",
+                f"a name in the path {shown(value)} is {len(part)} bytes long",
+                f"this file system allows at most {name_max} bytes in one name; shorten it",
             )
+    if len(os.fsencode(os.path.abspath(value))) >= path_max:
+        raise PathProblem(f"the path {shown(value)} is too long", f"paths hold at most {path_max - 1} bytes here")
 
 
 def inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:

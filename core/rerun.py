@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .arguments import path_arg, shown
+from .arguments import path_arg
+from .paths import shown
 
 
 def files_of(plan: Any) -> tuple[list[str], list[str]]:
