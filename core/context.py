@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .progress import Progress, ProgressFactory, SilentProgress
+from .progress import Progress, ProgressBase, ProgressFactory, SilentProgress
 
 if TYPE_CHECKING:
     import torch
@@ -137,7 +137,7 @@ class Context:
         return self._events.preview(self.node_id, image)
 
 
-class _Stoppable:
+class _Stoppable(ProgressBase):
     """A progress reporter whose every update first asks whether the run was cancelled."""
 
     def __init__(self, inner: Progress, ctx: Context) -> None:
@@ -149,9 +149,3 @@ class _Stoppable:
 
     def close(self) -> None:
         self.inner.close()
-
-    def __enter__(self) -> _Stoppable:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .canonical import to_plain
-from .progress import Progress
+from .progress import Progress, ProgressBase
 
 EVENT_TYPES = (
     "run_start",
@@ -120,7 +120,7 @@ class RunEvents:
         return True
 
 
-class _EventProgress:
+class _EventProgress(ProgressBase):
     """A progress reporter that shows as before and emits ``progress`` events, rate-limited."""
 
     def __init__(self, events: RunEvents, node: str, inner: Progress, total: int | None) -> None:
@@ -144,12 +144,6 @@ class _EventProgress:
 
     def close(self) -> None:
         self.inner.close()
-
-    def __enter__(self) -> _EventProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class JsonLines:

@@ -60,10 +60,17 @@ def execute(
     """Run what is needed for ``targets`` (``NODE`` or ``NODE.OUTPUT``; default:
     the output nodes, or every sink when the graph has none), telling ``events``
     what happens (see :mod:`artgraph.events`)."""
-    run = _Run(plan, device, cache, _targets(plan, targets), graph_id or plan.graph.file)
-    run.progress, run.provenance = progress, provenance
-    run.events = events or RunEvents()
-    run.cancelled = cancelled
+    run = _Run(
+        plan,
+        device,
+        cache,
+        _targets(plan, targets),
+        graph_id or plan.graph.file,
+        progress=progress,
+        provenance=provenance,
+        events=events or RunEvents(),
+        cancelled=cancelled,
+    )
     return run.go()
 
 
@@ -71,14 +78,22 @@ class _Run:
     """One execution of a plan: the state its steps share, and the steps."""
 
     def __init__(
-        self, plan: Plan, device: str, cache: Cache | None, wanted: dict[str, list[str] | None], graph_id: str
+        self,
+        plan: Plan,
+        device: str,
+        cache: Cache | None,
+        wanted: dict[str, list[str] | None],
+        graph_id: str,
+        *,
+        progress: ProgressFactory | None,
+        provenance: Mapping[str, Any] | None,
+        events: RunEvents,
+        cancelled: Callable[[], bool] | None,
     ) -> None:
         self.plan, self.device, self.cache, self.wanted, self.graph_id = plan, device, cache, wanted, graph_id
-        self.progress: ProgressFactory | None = None
-        self.provenance: Mapping[str, Any] | None = None
-        self.events = RunEvents()
+        self.progress, self.provenance, self.events = progress, provenance, events
         #: asked between nodes, and by nodes at each progress step: stop when it says so
-        self.cancelled: Callable[[], bool] | None = None
+        self.cancelled = cancelled
         #: the nodes the targets depend on; the others are skipped
         self.relevant = _ancestors(plan, wanted)
         #: node -> its cache key, and what the key was made of (for the ledger's "why")

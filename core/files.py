@@ -11,7 +11,7 @@ here, at write time, so it covers every file a node writes, whatever path
 it was handed. Caches that belong to the library (converted weights) opt out
 with ``confined=False``.
 
-Temporary names carry the host and process id (``.NAME~HOST~PID~XXXX``), so
+Temporary names carry the host and process id (``.NAME~HOST~PID~RANDOM``), so
 the leftovers of a process that was killed (``kill -9``, power loss) are
 recognised and removed by the next process that writes beside them.
 """
@@ -64,7 +64,7 @@ def is_stale_temp(path: Path) -> bool:
     return False
 
 
-def remove_stale_temps(folder: Path, prefix: str = ".") -> int:
+def remove_stale_temps(folder: Path) -> int:
     """Remove temporary leftovers of dead processes in ``folder``; return how many."""
     removed = 0
     try:
@@ -72,7 +72,7 @@ def remove_stale_temps(folder: Path, prefix: str = ".") -> int:
     except OSError:
         return 0
     for entry in entries:
-        if not entry.name.startswith(prefix) or "~" not in entry.name:
+        if not entry.name.startswith(".") or "~" not in entry.name:
             continue
         path = Path(entry.path)
         if not is_stale_temp(path):

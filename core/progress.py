@@ -21,10 +21,12 @@ class Progress(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-_B = TypeVar("_B", bound="_Base")
+_B = TypeVar("_B", bound="ProgressBase")
 
 
-class _Base:
+class ProgressBase:
+    """What every progress reporter shares: ``with`` closes it."""
+
     def __enter__(self: _B) -> _B:
         return self
 
@@ -35,7 +37,7 @@ class _Base:
         pass
 
 
-class SilentProgress(_Base):
+class SilentProgress(ProgressBase):
     """Counts but shows nothing (``--quiet``, library use, tests)."""
 
     def __init__(self, total: int | None = None, desc: str = "") -> None:
@@ -49,7 +51,7 @@ class SilentProgress(_Base):
         self.metrics.update(metrics)
 
 
-class LineProgress(_Base):
+class LineProgress(ProgressBase):
     """Plain lines, about ten per task, for logs and pipes."""
 
     def __init__(self, total: int | None, desc: str, stream: IO[str]) -> None:
@@ -77,7 +79,7 @@ class LineProgress(_Base):
             self._emit()
 
 
-class BarProgress(_Base):
+class BarProgress(ProgressBase):
     """A tqdm bar on a terminal."""
 
     def __init__(self, total: int | None, desc: str, stream: IO[str]) -> None:
