@@ -39,6 +39,11 @@ def process_cache(disk: str | os.PathLike[str] | None = None) -> Cache:
     return _PROCESS_CACHES[key]
 
 
+def examples_folder() -> Path:
+    """The folder of the example graphs shipped in the package (their assets beside them)."""
+    return Path(str(resources.files("artgraph.graphs")))
+
+
 def packaged_graphs() -> dict[str, Path]:
     """The example graphs shipped inside the package, by file name."""
     try:

@@ -1,4 +1,4 @@
-"""The ``artgraph`` command: run, validate, nodes, schema, show.
+"""The ``artgraph`` command: run, validate, nodes, schema, show, serve, submit.
 
 Exit codes: 0 success, 2 invalid graph or usage, 1 a failure while running.
 A user mistake never prints a Python traceback (``--debug`` shows them).
@@ -99,6 +99,23 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[common], help="show a graph as text, or draw it")
     show.add_argument("graph")
     show.add_argument("-o", "--output", metavar="FILE", help="write FILE.dot, FILE.svg or FILE.png")
+
+    from . import client, serve
+
+    serving = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run graphs sent over HTTP, keeping models and caches warm",
+        description="Serve the HTTP API: a persistent job queue, events, files (see docs/serving.md).",
+    )
+    serve.add_arguments(serving)
+    submitting = sub.add_parser(
+        "submit",
+        parents=[common],
+        help="send a graph to an 'artgraph serve'",
+        description="Queue a graph on a server; with --wait follow it and exit like 'artgraph run'.",
+    )
+    client.add_arguments(submitting)
     return parser
 
 
@@ -116,7 +133,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import ArtgraphError, GraphError
 
     try:
-        handler = {"run": _run, "validate": _validate, "nodes": _nodes, "schema": _schema, "show": _show}
+        from .client import submit
+        from .serve import serve
+
+        handler = {
+            "run": _run,
+            "validate": _validate,
+            "nodes": _nodes,
+            "schema": _schema,
+            "show": _show,
+            "serve": serve,
+            "submit": submit,
+        }
         code = handler[args.command](args)
         sys.stdout.flush()  # here, so that a reader gone away is noticed below
         return code
@@ -363,19 +391,9 @@ def _nodes(args: argparse.Namespace) -> int:
             print(f"artgraph: no node type '{args.type}'{'; ' + hint if hint else ''}", file=sys.stderr)
             return EXIT_INVALID
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "nodes": [s.describe() for s in specs],
-                    "broken_plugins": [
-                        {"plugin": b.plugin, "distribution": b.distribution, "error": b.error} for b in registry.broken
-                    ],
-                    "conflicts": registry.conflicts,
-                },
-                indent=2,
-                default=str,
-            )
-        )
+        from .schema import nodes_document
+
+        print(json.dumps(nodes_document(registry, specs), indent=2, default=str))
         return EXIT_OK
     category = None
     for spec in specs:

@@ -72,12 +72,15 @@ class RunEvents:
         preview_dir: str | os.PathLike[str] | None = None,
         progress_every: float = 0.2,
         preview_every: float = 1.0,
+        first_seq: int = 1,
     ) -> None:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.sinks = list(sinks)
         self.preview_dir = Path(preview_dir) if preview_dir is not None else None
         self.progress_every, self.preview_every = progress_every, preview_every
-        self._seq = itertools.count(1)
+        # A run that continues a log (a server's job run again after a restart) numbers on
+        # from it, so a reader resuming "after N" neither misses nor repeats an event.
+        self._seq = itertools.count(first_seq)
         self._lock = threading.Lock()
         self._last_preview: dict[str, float] = {}
 
@@ -151,13 +154,19 @@ class JsonLines:
 
     Each line goes out in a single ``write`` on a descriptor opened for appending,
     so a reader following the file while the run goes on sees whole lines only.
-    The file is started afresh for each run.
+    The file is started afresh for each run, unless ``append``: then the events go
+    after those already there (a line cut short by a process that died is dropped
+    first, so that every line stays whole); :attr:`last_seq` is the last one kept.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self.last_seq = 0
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+        if append and self.path.exists():
+            self.last_seq = _keep_whole_lines(self.path)
+        self._fd = os.open(self.path, flags, 0o644)
 
     def __call__(self, event: dict[str, Any]) -> None:
         try:
@@ -170,6 +179,20 @@ class JsonLines:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _keep_whole_lines(path: Path) -> int:
+    """Cut ``path`` after its last whole line; the ``seq`` of the last event kept (0 if none)."""
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        os.truncate(path, end)
+    for line in reversed(data[:end].splitlines()):
+        try:
+            return int(json.loads(line)["seq"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0
 
 
 def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

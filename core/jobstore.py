@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     report TEXT,
-    error TEXT
+    error TEXT,
+    example TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 """
@@ -76,6 +77,9 @@ class Job:
     cancel_requested: bool
     report: dict[str, Any] | None
     error: str | None
+    #: The shipped example graph this job runs (its inputs are the example's own files), or None
+    #: for a submitted graph, whose inputs resolve inside the data folder.
+    example: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What a client is told (the graph text itself is left out)."""
@@ -158,6 +162,7 @@ class JobStore:
         *,
         job_id: str | None = None,
         max_queue: int | None = None,
+        example: str | None = None,
     ) -> Job:
         """Queue a job (the graph as YAML text, validated by the caller)."""
         job_id = check_job_id(job_id) if job_id is not None else uuid.uuid4().hex
@@ -169,8 +174,8 @@ class JobStore:
             if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone():
                 raise JobStoreError("duplicate", f"a job with id {job_id!r} exists already")
             db.execute(
-                "INSERT INTO jobs (id, status, graph, overrides, created) VALUES (?, ?, ?, ?, ?)",
-                (job_id, QUEUED, graph, json.dumps(dict(overrides or {})), time.time()),
+                "INSERT INTO jobs (id, status, graph, overrides, created, example) VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, QUEUED, graph, json.dumps(dict(overrides or {})), time.time(), example),
             )
         job = self.get(job_id)
         assert job is not None
@@ -182,16 +187,19 @@ class JobStore:
         return _job(row) if row is not None else None
 
     def find(self, status: str | None = None, limit: int = 100) -> list[Job]:
-        """Jobs in submission order, newest last; of one ``status`` when given."""
+        """The newest ``limit`` jobs (of one ``status`` when given), in submission order."""
         if status is not None and status not in STATUSES:
             raise JobStoreError("invalid", f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        where, args = ("WHERE status = ?", (status,)) if status is not None else ("", ())
+        query = f"SELECT * FROM (SELECT * FROM jobs {where} ORDER BY seq DESC LIMIT ?) ORDER BY seq"
         with self._lock:
-            if status is None:
-                rows = self._db.execute("SELECT * FROM jobs ORDER BY seq LIMIT ?", (limit,)).fetchall()
-            else:
-                query = "SELECT * FROM jobs WHERE status = ? ORDER BY seq LIMIT ?"
-                rows = self._db.execute(query, (status, limit)).fetchall()
+            rows = self._db.execute(query, (*args, limit)).fetchall()
         return [_job(r) for r in rows]
+
+    def count(self, status: str) -> int:
+        with self._lock:
+            (n,) = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()
+        return int(n)
 
     def position(self, job_id: str) -> int | None:
         """How many queued jobs are ahead of this one (0: next); None when it is not queued."""
@@ -243,6 +251,16 @@ class JobStore:
             if row["status"] == RUNNING:
                 db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
             return str(row["status"])
+
+    def release(self, job_id: str) -> None:
+        """Put a running job back at the head of the queue, its attempt not counted: the
+        server is stopping on purpose and will run it again when it starts."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, started = NULL, attempts = MAX(attempts - 1, 0) "
+                "WHERE id = ? AND status = ? AND cancel_requested = 0",
+                (QUEUED, job_id, RUNNING),
+            )
 
     def cancel_requested(self, job_id: str) -> bool:
         with self._lock:
@@ -300,4 +318,5 @@ def _job(row: sqlite3.Row) -> Job:
         cancel_requested=bool(row["cancel_requested"]),
         report=json.loads(row["report"]) if row["report"] else None,
         error=row["error"],
+        example=row["example"],
     )

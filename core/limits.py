@@ -61,4 +61,9 @@ METADATA_BYTES = Limit(
     "file header", 16 * 1024 * 1024, "ARTGRAPH_MAX_HEADER_BYTES", "bytes", "header of a safetensors file"
 )
 
-ALL = (GRAPH_BYTES, YAML_DEPTH, ALIAS_EXPANSION, IMAGE_PIXELS, MODEL_PARAMETERS, METADATA_BYTES)
+#: A file sent to ``artgraph serve`` (``POST /files``), checked while it arrives.
+UPLOAD_BYTES = Limit(
+    "upload size", 64 * 1024 * 1024, "ARTGRAPH_MAX_UPLOAD_BYTES", "bytes", "size of a file uploaded to the server"
+)
+
+ALL = (GRAPH_BYTES, YAML_DEPTH, ALIAS_EXPANSION, IMAGE_PIXELS, MODEL_PARAMETERS, METADATA_BYTES, UPLOAD_BYTES)

@@ -1,7 +1,9 @@
-"""A JSON Schema of graph files, generated from the node registry.
+"""Documents generated from the node registry: the node library, and a JSON Schema of graphs.
 
-Editors (VS Code's YAML extension, for one) use it for completion and checks:
-add ``# yaml-language-server: $schema=artgraph.schema.json`` to a graph file.
+``nodes_document`` is what ``artgraph nodes --json`` prints and the server's
+``GET /nodes`` returns. Editors (VS Code's YAML extension, for one) use the
+schema for completion and checks: add
+``# yaml-language-server: $schema=artgraph.schema.json`` to a graph file.
 """
 
 from __future__ import annotations
@@ -14,6 +16,19 @@ from .spec import FORMAT_VERSION
 from .types import PortType
 
 _REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+
+
+def nodes_document(registry: Registry, specs: list[NodeSpec] | None = None) -> dict[str, Any]:
+    """Every node type (or ``specs``) described, with the plugins that broke or clash."""
+    if specs is None:
+        specs = sorted(registry.nodes.values(), key=lambda s: (s.category, s.type_name))
+    return {
+        "nodes": [s.describe() for s in specs],
+        "broken_plugins": [
+            {"plugin": b.plugin, "distribution": b.distribution, "error": b.error} for b in registry.broken
+        ],
+        "conflicts": registry.conflicts,
+    }
 
 
 def _literal_schema(t: PortType) -> dict[str, Any]:

@@ -10,8 +10,11 @@ Each job has a folder under the data folder::
     DATA/jobs/ID/out/           what the graph writes (its --out)
 
 A job's graph is someone else's: its input paths resolve inside the data folder
-and may not leave it (``uploads/NAME`` for uploaded files). A job asked to stop
-(:meth:`JobStore.cancel`) stops at its running node's next progress step.
+and may not leave it (``uploads/NAME`` for uploaded files); a shipped example
+reads only its own folder. A job asked to stop (:meth:`JobStore.cancel`) stops
+at its running node's next progress step. A job run again (after the server
+died, or stopped on purpose) appends to its events, numbering on, so a client
+following them sees the interruption and misses nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class Worker:
     ) -> None:
         self.store, self.data, self.device, self.registry = store, Path(data), device, registry
         self.cache = cache if cache is not None else Cache(disk=self.data / "cache")
+        #: Set to stop: the running job pauses at its next step and goes back to the queue.
+        self.stopping = threading.Event()
 
     def job_dir(self, job_id: str) -> Path:
         return self.data / "jobs" / job_id
@@ -58,7 +63,7 @@ class Worker:
         if job is None:
             return None
         folder = self.job_dir(job.id)
-        log = JsonLines(folder / "events.jsonl")  # started afresh by each attempt
+        log = JsonLines(folder / "events.jsonl", append=True)
         try:
             status, report, error = self._run(job, folder, log)
         except Exception as exc:  # a bug of ours: the job fails, the worker goes on
@@ -66,31 +71,34 @@ class Worker:
             status, report, error = FAILED, None, f"internal error: {type(exc).__name__}: {exc}"
         finally:
             log.close()
-        self.store.finish(job.id, status, report, error)
+        if status == CANCELLED and self.stopping.is_set() and not self.store.cancel_requested(job.id):
+            self.store.release(job.id)  # paused by a shutdown, not cancelled by anyone
+        else:
+            self.store.finish(job.id, status, report, error)
         return self.store.get(job.id)
 
     def _run(self, job: Job, folder: Path, log: JsonLines) -> tuple[str, dict[str, Any] | None, str | None]:
-        from .api import load_graph
+        from .api import examples_folder, load_graph
 
         try:
             graph = load_graph(
                 # One name for every submitted graph: problems read "graph.yaml:LINE", and jobs
                 # of the same graph share the ledger, so a report says why a node re-ran.
-                "graph.yaml",
+                job.example or "graph.yaml",
                 text=job.graph,
-                base_dir=self.data,
+                base_dir=examples_folder() if job.example else self.data,
                 validate=False,
                 confine_inputs=True,
                 registry=self.registry,
             )
-            events = RunEvents([log], run_id=job.id, preview_dir=folder / "previews")
+            events = RunEvents([log], run_id=job.id, preview_dir=folder / "previews", first_seq=log.last_seq + 1)
             result = graph.run(
                 device=self.device,
                 overrides=job.overrides,
                 cache=self.cache,
                 out_dir=folder / "out",
                 events=events,
-                cancel=_Poll(self.store, job.id),
+                cancel=_Poll(self.store, job.id, self.stopping),
                 raise_on_failure=False,
             )
         except GraphError as exc:  # validated when submitted; a file may have gone since
@@ -101,21 +109,24 @@ class Worker:
             return CANCELLED, report, None
         return (DONE, report, None) if result.ok else (FAILED, report, "; ".join(result.failures))
 
-    def run_forever(self, stop: threading.Event, idle: float = 0.2) -> None:
-        """Run jobs until ``stop`` is set, waiting ``idle`` seconds when the queue is empty."""
-        while not stop.is_set():
+    def run_forever(self, idle: float = 0.2) -> None:
+        """Run jobs until :attr:`stopping` is set, waiting ``idle`` seconds when none is queued."""
+        while not self.stopping.is_set():
             if self.run_one() is None:
-                stop.wait(idle)
+                self.stopping.wait(idle)
 
 
 class _Poll:
-    """Whether a job was cancelled, asking the store at most every ``CANCEL_POLL`` seconds."""
+    """Whether a job should stop: cancelled (asking the store at most every ``CANCEL_POLL``
+    seconds) or the worker stopping."""
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
-        self.store, self.job_id = store, job_id
+    def __init__(self, store: JobStore, job_id: str, stopping: threading.Event) -> None:
+        self.store, self.job_id, self.stopping = store, job_id, stopping
         self._asked, self._answer = 0.0, False
 
     def __call__(self) -> bool:
+        if self.stopping.is_set():
+            return True
         now = time.monotonic()
         if not self._answer and now - self._asked >= CANCEL_POLL:
             self._asked = now

@@ -232,6 +232,43 @@ def graphs(tmp_path: Path, registry: artgraph.Registry) -> Graphs:
     return Graphs(tmp_path, registry)
 
 
+# --- jobs for the worker and the server ---------------------------------------------
+
+#: A quick job: reads the data folder's uploads/photo.png, writes out/sheet.png.
+JOB_SHEET = """\
+artgraph: 1
+name: sheet
+nodes:
+  photo: {type: image.load, params: {path: uploads/photo.png}}
+  small: {type: image.resize, inputs: {image: photo.image}, params: {size: 6}}
+  save: {type: image.save, inputs: {image: small.image}, params: {path: sheet.png}}
+"""
+
+#: A job that runs until cancelled (or for ``search.generations`` generations), reporting progress.
+JOB_SEARCH = """\
+artgraph: 1
+name: long-search
+nodes:
+  photo: {type: image.load, params: {path: uploads/photo.png}}
+  shapes: {type: genome.triangles, params: {count: 4}}
+  likeness: {type: objective.pixel, inputs: {target: photo.image}}
+  search:
+    type: evolve.genetic
+    inputs: {genome: shapes.genome, objective: likeness.objective}
+    params: {population: 6, generations: 1000000, size: 12}
+  save: {type: image.save, inputs: {image: search.image}, params: {path: best.png}}
+"""
+
+
+@pytest.fixture
+def data(tmp_path: Path, tiny_png: Path) -> Path:
+    """A server's data folder holding ``uploads/photo.png``."""
+    folder = tmp_path / "data"
+    (folder / "uploads").mkdir(parents=True)
+    (folder / "uploads" / "photo.png").write_bytes(tiny_png.read_bytes())
+    return folder
+
+
 # --- calling nodes directly -----------------------------------------------------------
 
 

@@ -153,3 +153,23 @@ def test_concurrent_submitters_lose_and_duplicate_nothing(store):
     while (job := store.claim()) is not None:
         claimed.add(job.id)
     assert claimed == set(ids)
+
+
+def test_find_gives_the_newest_jobs_in_submission_order(store):
+    for n in range(5):
+        store.submit(GRAPH, job_id=f"j{n}")
+    assert [j.id for j in store.find(limit=2)] == ["j3", "j4"]
+    assert store.count(QUEUED) == 5
+
+
+def test_release_puts_a_running_job_back_without_counting_the_attempt(store):
+    store.submit(GRAPH, job_id="a")
+    store.submit(GRAPH, job_id="b")
+    assert store.claim().id == "a"
+    store.release("a")
+    again = store.get("a")
+    assert again is not None and (again.status, again.attempts, again.started) == (QUEUED, 0, None)
+    assert store.claim().id == "a"
+    store.cancel("a")  # asked to stop by a client: a release must not undo that
+    store.release("a")
+    assert store.get("a").status == "running" and store.cancel_requested("a")

@@ -10,36 +10,8 @@ import pytest
 from artgraph.events import read_events
 from artgraph.jobstore import CANCELLED, DONE, FAILED, JobStore
 from artgraph.worker import Worker
-
-SHEET = """\
-artgraph: 1
-name: sheet
-nodes:
-  photo: {type: image.load, params: {path: uploads/photo.png}}
-  small: {type: image.resize, inputs: {image: photo.image}, params: {size: 6}}
-  save: {type: image.save, inputs: {image: small.image}, params: {path: sheet.png}}
-"""
-
-SEARCH = """\
-artgraph: 1
-name: long-search
-nodes:
-  photo: {type: image.load, params: {path: uploads/photo.png}}
-  shapes: {type: genome.triangles, params: {count: 4}}
-  likeness: {type: objective.pixel, inputs: {target: photo.image}}
-  search:
-    type: evolve.genetic
-    inputs: {genome: shapes.genome, objective: likeness.objective}
-    params: {population: 6, generations: 1000000, size: 12}
-"""
-
-
-@pytest.fixture
-def data(tmp_path: Path, tiny_png: Path) -> Path:
-    folder = tmp_path / "data"
-    (folder / "uploads").mkdir(parents=True)
-    (folder / "uploads" / "photo.png").write_bytes(tiny_png.read_bytes())
-    return folder
+from tests.conftest import JOB_SEARCH as SEARCH
+from tests.conftest import JOB_SHEET as SHEET
 
 
 @pytest.fixture
@@ -107,3 +79,42 @@ def test_cancel_stops_the_running_job_and_the_next_runs(store, data):
     assert store.get("after").status == "queued"  # untouched
     nxt = worker.run_one()
     assert nxt is not None and nxt.id == after.id and nxt.status == DONE
+
+
+def test_a_job_run_again_appends_to_its_events_numbering_on(store, data):
+    """After a crash the job's log keeps the first attempt (its cut-off last line dropped)
+    and the second attempt's events follow with higher numbers: a client resuming "after N"
+    neither misses nor repeats an event."""
+    job = store.submit(SHEET, job_id="again")
+    store.claim()  # the first attempt ... whose process died while writing a line
+    log = data / "jobs" / "again" / "events.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        '{"event": "run_start", "run": "again", "seq": 1, "time": 0, "graph": "sheet", "nodes": [], "device": "cpu"}\n'
+        '{"event": "node_start", "run": "again", "seq": 2, "time": 0, "node": "photo", "type": "image.load", '
+        '"index": 1, "total": 3}\n{"event": "node_do'
+    )
+    assert store.recover() == [job.id]
+    ended = Worker(store, data, device="cpu").run_one()
+    assert ended is not None and ended.status == DONE and ended.attempts == 2
+    events = read_events(log)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["event"] for e in events].count("run_start") == 2 and events[-1]["event"] == "run_done"
+
+
+def test_a_stopping_worker_puts_its_running_job_back_in_the_queue(store, data):
+    worker = Worker(store, data, device="cpu")
+    store.submit(SEARCH, job_id="paused")
+    thread = threading.Thread(target=worker.run_one)
+    thread.start()
+    events = data / "jobs" / "paused" / "events.jsonl"
+    for _ in range(600):
+        if events.exists() and any(e["event"] == "progress" for e in read_events(events)):
+            break
+        thread.join(0.05)
+    worker.stopping.set()  # the server shuts down on purpose
+    thread.join(30)
+    assert not thread.is_alive()
+    paused = store.get("paused")
+    assert paused is not None and paused.status == "queued" and paused.attempts == 0
+    assert store.claim().id == "paused"  # first in line when the server starts again
