@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .arguments import folder_arg, path_arg
@@ -84,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         "node previews go to a 'previews' folder beside it",
     )
     run.add_argument("--quiet", action="store_true", help="no progress, only errors")
+    run.add_argument(
+        "--view",
+        action="store_true",
+        help="watch the run in a browser: prints the page's address (events go to OUT/events.jsonl "
+        "unless --events says elsewhere); the page stays up after the run until Ctrl-C",
+    )
 
     val = sub.add_parser("validate", parents=[common], help="check graphs without running them")
     val.add_argument("graphs", nargs="+", metavar="GRAPH")
@@ -100,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("graph")
     show.add_argument("-o", "--output", metavar="FILE", help="write FILE.dot, FILE.svg or FILE.png")
 
-    from . import client, serve
+    from . import client, serve, view
 
     serving = sub.add_parser(
         "serve",
@@ -116,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Queue a graph on a server; with --wait follow it and exit like 'artgraph run'.",
     )
     client.add_arguments(submitting)
+    viewing = sub.add_parser(
+        "view",
+        parents=[common],
+        help="watch a run folder in a browser",
+        description="Serve the viewer's page for one run folder on 127.0.0.1 and print its address.",
+    )
+    view.add_arguments(viewing)
     return parser
 
 
@@ -135,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from .client import submit
         from .serve import serve
+        from .view import view
 
         handler = {
             "run": _run,
@@ -144,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "show": _show,
             "serve": serve,
             "submit": submit,
+            "view": view,
         }
         code = handler[args.command](args)
         sys.stdout.flush()  # here, so that a reader gone away is noticed below
@@ -281,7 +298,9 @@ def _run(args: argparse.Namespace) -> int:
     from .events import JsonLines, RunEvents
 
     sinks: list[Any] = [_Printer(args.quiet)]
-    log, previews = None, None
+    log, previews, viewer = None, None, None
+    if args.view and not args.events:
+        args.events = os.path.join(args.out, "events.jsonl")
     if args.events:
         path_arg("--events", args.events)
         try:
@@ -293,6 +312,8 @@ def _run(args: argparse.Namespace) -> int:
         sinks.append(log)
         previews = os.path.join(os.path.dirname(os.path.abspath(args.events)), "previews")
     run_events = RunEvents(sinks, preview_dir=previews)
+    if args.view:
+        viewer = _start_viewer(os.path.dirname(os.path.abspath(args.events)))
     result = graph.run(
         device=device,
         overrides=args.overrides,
@@ -322,11 +343,32 @@ def _run(args: argparse.Namespace) -> int:
         for node_id, r in result.nodes.items():
             if r.trace:
                 print(f"--- traceback of node '{node_id}':\n{r.trace}", file=sys.stderr)
+    code = EXIT_OK
     if not result.ok:
         if not args.json:
             print("artgraph: failed:\n" + "\n".join(f"  {f}" for f in result.failures), file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        code = EXIT_FAILED
+    if viewer is not None:
+        print(f"artgraph: the run is over; its page stays at {viewer.address} until Ctrl-C", file=sys.stderr)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            viewer.stop()
+    return code
+
+
+def _start_viewer(folder: str) -> Any:
+    """The viewer of ``run --view``, serving from a thread; its address printed first."""
+    from .errors import GraphError, Problem
+    from .view import Viewer, describe
+
+    try:
+        viewer = Viewer(Path(folder))
+    except (ImportError, OSError) as exc:
+        raise GraphError([Problem("--view", None, None, describe(exc, 0))]) from None
+    viewer.start()
+    print(f"artgraph: watch the run at {viewer.address}", file=sys.stderr, flush=True)
+    return viewer
 
 
 def _known_output(plan: Any, ref: str) -> bool:

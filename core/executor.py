@@ -123,7 +123,13 @@ class _Run:
 
     def go(self) -> RunResult:
         started = time.perf_counter()
-        self.events.emit("run_start", graph=self.plan.graph.name, nodes=list(self.plan.nodes), device=self.device)
+        self.events.emit(
+            "run_start",
+            graph=self.plan.graph.name,
+            nodes=list(self.plan.nodes),
+            device=self.device,
+            **self.plan.wiring(),
+        )
         to_run = self.decide()
         for node_id in self.plan.nodes:
             report = self.reports.get(node_id)

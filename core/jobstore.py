@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     report TEXT,
     error TEXT,
-    example TEXT
+    example TEXT,
+    name TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 """
@@ -80,11 +81,14 @@ class Job:
     #: The shipped example graph this job runs (its inputs are the example's own files), or None
     #: for a submitted graph, whose inputs resolve inside the data folder.
     example: str | None = None
+    #: The graph's own name (its ``name:``), for people looking at a list of jobs.
+    name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What a client is told (the graph text itself is left out)."""
         return {
             "id": self.id,
+            "name": self.name,
             "status": self.status,
             "attempts": self.attempts,
             "created": self.created,
@@ -163,6 +167,7 @@ class JobStore:
         job_id: str | None = None,
         max_queue: int | None = None,
         example: str | None = None,
+        name: str | None = None,
     ) -> Job:
         """Queue a job (the graph as YAML text, validated by the caller)."""
         job_id = check_job_id(job_id) if job_id is not None else uuid.uuid4().hex
@@ -174,8 +179,8 @@ class JobStore:
             if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone():
                 raise JobStoreError("duplicate", f"a job with id {job_id!r} exists already")
             db.execute(
-                "INSERT INTO jobs (id, status, graph, overrides, created, example) VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, QUEUED, graph, json.dumps(dict(overrides or {})), time.time(), example),
+                "INSERT INTO jobs (id, status, graph, overrides, created, example, name) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job_id, QUEUED, graph, json.dumps(dict(overrides or {})), time.time(), example, name),
             )
         job = self.get(job_id)
         assert job is not None
@@ -319,4 +324,5 @@ def _job(row: sqlite3.Row) -> Job:
         report=json.loads(row["report"]) if row["report"] else None,
         error=row["error"],
         example=row["example"],
+        name=row["name"],
     )

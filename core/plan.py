@@ -66,3 +66,16 @@ class Plan:
     #: every node, in a topological order.
     nodes: dict[str, PlannedNode]
     out_dir: str
+
+    def wiring(self) -> dict[str, Any]:
+        """The graph's shape as plain data: each node's type, and every wire
+        (``from``/``output`` -> ``to``/``input``, with the type that flows). What a viewer draws."""
+        return {
+            "types": {node_id: node.spec.type_name for node_id, node in self.nodes.items()},
+            "edges": [
+                {"from": w.src, "output": w.output, "to": node_id, "input": name, "type": w.src_type.name}
+                for node_id, node in self.nodes.items()
+                for name, wires in node.wires.items()
+                for w in wires
+            ],
+        }

@@ -92,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
     except JobStoreError as exc:
         return refuse(str(exc))
     try:
-        listener = _listen(args.host, args.port)
+        listener = listen(args.host, args.port)
     except OSError as exc:
         service.store.close()
         return refuse(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
@@ -108,6 +108,8 @@ def serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    page = f"http://{shown_host}:{port}/" + (f"?token={token}" if token else "")
+    print(f"  watch the jobs in a browser: {page}", file=sys.stderr, flush=True)
     app = create_app(service, token=token, loopback=loopback)
     verbose = logging.getLogger().isEnabledFor(logging.INFO)
     config = uvicorn.Config(
@@ -117,7 +119,7 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
         lifespan="on",  # its shutdown pauses the running jobs (artgraph.server)
     )
-    server = _make_server(config, service)
+    server = make_server(config, service)
     try:
         server.run(sockets=[listener])  # a signal that stopped it is raised again once it is done
     finally:
@@ -126,9 +128,11 @@ def serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it every response on a kept-alive connection waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host.strip("[]"), port))
     sock.listen(128)
@@ -136,7 +140,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _make_server(config: Any, service: Any) -> Any:
+def make_server(config: Any, service: Any) -> Any:
     """uvicorn's server, telling the service first when asked to exit, so that open
     event streams end at once instead of holding the shutdown."""
     import uvicorn

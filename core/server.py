@@ -1,9 +1,9 @@
-"""The HTTP API of ``artgraph serve`` (FastAPI): requests in, :class:`Service` calls, JSON out.
+"""The HTTP API of ``artgraph serve`` and ``artgraph view`` (FastAPI): requests in, calls out.
 
 ========================== =====================================================
 route                      answer
 ========================== =====================================================
-GET  /health               ``{"ok": true, "version"}``; the only route without the token
+GET  /health               ``{"ok": true, "version"}``; needs no token
 GET  /nodes                the node library (``artgraph nodes --json``)
 POST /jobs                 201 the queued job; 422 its problems; 409 id taken; 429 queue full
 POST /files                201 ``{"name", "path": "uploads/NAME"}`` for a multipart ``file``
@@ -11,35 +11,41 @@ GET  /jobs                 the newest jobs (``?status=``, ``?limit=``)
 GET  /jobs/{id}            one job: status, attempts, times, report, files, position
 GET  /jobs/{id}/events     Server-Sent Events: past ones, then live, to the end (``?after=SEQ``)
 GET  /jobs/{id}/files/{f}  a file of the job (``out/...``, ``previews/...``, ``events.jsonl``)
+GET  /jobs/{id}/layout     where the viewer draws each node (:mod:`artgraph.layout`)
 POST /jobs/{id}/cancel     a queued job leaves the queue; a running one stops at its next step
 DELETE /jobs/{id}          a finished job and its files are forgotten
+GET  /, /view/{id}         the viewer's page (static files under /static/)
 ========================== =====================================================
 
-Every request passes :class:`Guard` first: with a token, ``Authorization: Bearer``
-is required; a browser page from another origin is refused, and on loopback so
-is a Host name that is not loopback (DNS rebinding). Bodies are bounded (413).
+``artgraph serve`` has them all (:func:`create_app` over a :class:`Service`);
+``artgraph view`` the reading ones and the page (:func:`create_view_app` over a
+:class:`RunFolder`): one protocol, whatever the page looks at. Every request
+passes :class:`artgraph.guard.Guard` first. Bodies are bounded (413).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run time,
-# and those name dependencies defined inside create_app.
+# and those name dependencies defined inside the factories.
 
 import asyncio
 import contextlib
-import hmac
 import json
 import sys
-from collections.abc import AsyncIterator, Mapping
-from typing import Annotated, Any
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from . import __version__, limits
 from .errors import GraphError, Problem
+from .guard import Guard, error
 from .jobstore import STATUSES, JobStoreError
 from .service import EventTail, Service, UploadError
 
@@ -47,9 +53,25 @@ from .service import EventTail, Service, UploadError
 SMALL_BODY = 64 * 1024
 #: How often an event stream looks for new events (seconds).
 EVENT_POLL = 0.1
+#: The viewer's page, scripts and styles, shipped in the package.
+STATIC = Path(__file__).parent / "static"
+#: Events that only the newest of (per node) matters to a viewer, when it asks to coalesce.
+SUPERSEDED = ("progress", "preview")
 
 _STATUS_OF_KIND = {"invalid": 422, "duplicate": 409, "full": 429, "unknown": 404, "busy": 409, "locked": 503}
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class Runs(Protocol):
+    """What the reading routes need of a source of runs (a server's jobs, a run folder)."""
+
+    stopping: threading.Event
+
+    def job_view(self, job_id: str) -> dict[str, Any]: ...
+    def job_views(self, status: str | None, limit: int) -> list[dict[str, Any]]: ...
+    def tail(self, job_id: str) -> EventTail: ...
+    def finished(self, job_id: str) -> bool: ...
+    def file(self, job_id: str, name: str) -> Path | None: ...
+    def layout(self, job_id: str) -> dict[str, Any]: ...
 
 
 class JobRequest(BaseModel):
@@ -63,35 +85,66 @@ class JobRequest(BaseModel):
 
 
 def create_app(service: Service, *, token: str | None = None, loopback: bool = True) -> ASGIApp:
-    """The ASGI app serving ``service``: ``loopback`` when it listens only on this machine."""
+    """The ASGI app of ``artgraph serve``: ``loopback`` when it listens only on this machine."""
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+    async def stop() -> None:
         # Shutting down (Ctrl-C, SIGTERM): the running jobs pause and go back to the queue.
         await asyncio.to_thread(service.stop)
         print("artgraph serve: stopped; a job that was running goes back to the queue", file=sys.stderr)
 
+    app = _app("Run artgraph graphs as jobs: queue, follow, fetch, cancel.", stop)
+    _write_routes(app, service)
+    _read_routes(app, service)
+    return Guard(app, token=token, loopback=loopback)
+
+
+def create_view_app(runs: Runs, *, token: str | None) -> ASGIApp:
+    """The ASGI app of ``artgraph view``: the reading routes and the page, on loopback."""
+
+    async def stop() -> None:
+        runs.stopping.set()
+
+    app = _app("Watch one artgraph run.", stop)
+    _read_routes(app, runs)
+    return Guard(app, token=token, loopback=True)
+
+
+def _app(description: str, on_stop: Callable[[], Any]) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await on_stop()
+
     app = FastAPI(
-        title="artgraph",
-        version=__version__,
-        description="Run artgraph graphs as jobs: queue, follow, fetch, cancel.",
-        max_body_size=SMALL_BODY,
-        lifespan=lifespan,
+        title="artgraph", version=__version__, description=description, max_body_size=SMALL_BODY, lifespan=lifespan
     )
-    graph_body = 2 * limits.GRAPH_BYTES.value + SMALL_BODY  # JSON may escape every other byte
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return _error(400, 'the body is not valid JSON; send a JSON object such as {"graph": ...}')
+            return error(400, 'the body is not valid JSON; send a JSON object such as {"graph": ...}')
         where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())) or 'body'}: {e.get('msg')}" for e in errors)
-        return _error(422, f"the request is not what {request.method} {request.url.path} takes: {where}")
+        return error(422, f"the request is not what {request.method} {request.url.path} takes: {where}")
 
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"ok": True, "version": __version__}
+
+    @app.get("/", include_in_schema=False)
+    def jobs_page() -> FileResponse:
+        return FileResponse(STATIC / "viewer.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/view/{job_id}", include_in_schema=False)
+    def run_page(job_id: str) -> FileResponse:
+        return FileResponse(STATIC / "viewer.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _write_routes(app: FastAPI, service: Service) -> None:
+    graph_body = 2 * limits.GRAPH_BYTES.value + SMALL_BODY  # JSON may escape every other byte
 
     @app.get("/nodes")
     def nodes() -> Any:
@@ -116,58 +169,8 @@ def create_app(service: Service, *, token: str | None = None, loopback: bool = T
         try:
             name = service.save_upload(file.filename, file.file)
         except UploadError as exc:
-            return _error(422, str(exc))
+            return error(422, str(exc))
         return JSONResponse({"name": name, "path": f"uploads/{name}"}, status_code=201)
-
-    @app.get("/jobs")
-    def jobs(status: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
-        if status is not None and status not in STATUSES:
-            return _error(422, f"unknown status {status!r}; one of {', '.join(STATUSES)}")
-        return {"jobs": [service.describe(job) for job in service.store.find(status, limit)]}
-
-    @app.get("/jobs/{job_id}")
-    def job(job_id: str) -> Any:
-        try:
-            return service.describe(service.get(job_id))
-        except JobStoreError as exc:
-            return _store_error(exc)
-
-    def known_job(job_id: str) -> str:
-        """The id of a job that exists; a 404 before a stream starts otherwise."""
-        try:
-            return service.get(job_id).id
-        except JobStoreError as exc:
-            raise HTTPException(404, str(exc)) from None
-
-    @app.get("/jobs/{job_id}/events", response_class=EventSourceResponse, response_model=None)
-    async def events(
-        job_id: Annotated[str, Depends(known_job)], request: Request, after: int | None = None
-    ) -> AsyncIterator[ServerSentEvent]:
-        if after is None:  # a browser's EventSource resumes with this header
-            last = request.headers.get("last-event-id", "")
-            after = int(last) if last.isdigit() else 0
-        tail = EventTail(service.event_log(job_id), service.job_dir(job_id))
-        while not service.stopping.is_set():
-            ended = await asyncio.to_thread(service.finished, job_id)
-            news = await asyncio.to_thread(tail.read)
-            for event in news:
-                if isinstance(event.get("seq"), int) and event["seq"] > after:
-                    after = event["seq"]
-                    yield ServerSentEvent(data=event, event=str(event.get("event")), id=str(after))
-            if ended and not news:
-                return
-            await asyncio.sleep(EVENT_POLL)
-
-    @app.get("/jobs/{job_id}/files/{name:path}")
-    def job_file(job_id: str, name: str) -> Any:
-        try:
-            service.get(job_id)
-        except JobStoreError as exc:
-            return _store_error(exc)
-        path = service.file(job_id, name)
-        if path is None:
-            return _error(404, f"job {job_id!r} has no file {name!r}")
-        return FileResponse(path)
 
     @app.post("/jobs/{job_id}/cancel")
     def cancel(job_id: str) -> Any:
@@ -184,11 +187,78 @@ def create_app(service: Service, *, token: str | None = None, loopback: bool = T
             return _store_error(exc)
         return {"id": job_id, "deleted": True}
 
-    return Guard(app, token=token, loopback=loopback)
+
+def _read_routes(app: FastAPI, runs: Runs) -> None:
+    @app.get("/jobs")
+    def jobs(status: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+        if status is not None and status not in STATUSES:
+            return error(422, f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        return {"jobs": runs.job_views(status, limit)}
+
+    @app.get("/jobs/{job_id}")
+    def job(job_id: str) -> Any:
+        try:
+            return runs.job_view(job_id)
+        except JobStoreError as exc:
+            return _store_error(exc)
+
+    @app.get("/jobs/{job_id}/layout")
+    def layout(job_id: str) -> Any:
+        try:
+            return runs.layout(job_id)
+        except JobStoreError as exc:
+            return _store_error(exc)
+
+    def known_job(job_id: str) -> str:
+        """The id of a job that exists; a 404 before a stream starts otherwise."""
+        try:
+            runs.job_view(job_id)
+        except JobStoreError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return job_id
+
+    @app.get("/jobs/{job_id}/events", response_class=EventSourceResponse, response_model=None)
+    async def events(
+        job_id: Annotated[str, Depends(known_job)], request: Request, after: int | None = None, coalesce: bool = False
+    ) -> AsyncIterator[ServerSentEvent]:
+        if after is None:  # a browser's EventSource resumes with this header
+            last = request.headers.get("last-event-id", "")
+            after = int(last) if last.isdigit() else 0
+        tail = runs.tail(job_id)
+        while not runs.stopping.is_set():
+            ended = await asyncio.to_thread(runs.finished, job_id)
+            news = [e for e in await asyncio.to_thread(tail.read) if isinstance(e.get("seq"), int)]
+            fresh = [e for e in news if e["seq"] > after]
+            for event in newest_only(fresh) if coalesce else fresh:
+                yield ServerSentEvent(data=event, event=str(event.get("event")), id=str(event["seq"]))
+            if fresh:
+                after = fresh[-1]["seq"]
+            if ended and not news:
+                return
+            await asyncio.sleep(EVENT_POLL)
+
+    @app.get("/jobs/{job_id}/files/{name:path}")
+    def job_file(job_id: str, name: str) -> Any:
+        try:
+            runs.job_view(job_id)
+        except JobStoreError as exc:
+            return _store_error(exc)
+        path = runs.file(job_id, name)
+        if path is None:
+            return error(404, f"job {job_id!r} has no file {name!r}")
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
-def _error(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=dict(headers or {}))
+def newest_only(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` without the progress and preview events a later one of the same node replaces:
+    a viewer catching up on a long run, or on several previews a second, draws only the newest."""
+    last: dict[tuple[str, Any], int] = {}
+    for i, event in enumerate(events):
+        if event.get("event") in SUPERSEDED:
+            last[(event["event"], event.get("node"))] = i
+    return [
+        e for i, e in enumerate(events) if e.get("event") not in SUPERSEDED or last[(e["event"], e.get("node"))] == i
+    ]
 
 
 def _problems(problems: list[Problem]) -> JSONResponse:
@@ -209,50 +279,4 @@ def _store_error(exc: JobStoreError, *, naming: bool = False) -> JSONResponse:
     if exc.kind == "invalid" and not naming:
         status = 404
     headers = {"Retry-After": "5"} if exc.kind == "full" else None
-    return _error(status, str(exc), headers)
-
-
-class Guard:
-    """ASGI middleware: who may ask. Token, origin, and (on loopback) the Host name.
-
-    Pure ASGI rather than a FastAPI middleware so that streams pass untouched.
-    """
-
-    def __init__(self, app: ASGIApp, *, token: str | None, loopback: bool) -> None:
-        self.app, self.token, self.loopback = app, token, loopback
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        refusal = self.refusal(scope, headers)
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
-        host = headers.get("host", "")
-        if self.loopback and _hostname(host) not in LOOPBACK_NAMES:
-            return _error(403, f"Host {host!r} is not this machine; this server answers only on loopback")
-        origin = headers.get("origin")
-        if origin is not None and origin != f"{scope.get('scheme', 'http')}://{host}":
-            return _error(403, f"requests from the page at {origin!r} are refused (not this server's origin)")
-        if self.token is None or scope.get("path") == "/health":
-            return None
-        scheme, _, given = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-            return _error(
-                401,
-                "this server needs its token: send 'Authorization: Bearer TOKEN'",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        return None
-
-
-def _hostname(host: str) -> str:
-    """The name in a Host header, without its port (``[::1]:8765`` -> ``::1``)."""
-    if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return error(status, str(exc), headers)

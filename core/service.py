@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,6 +61,7 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._uploading = threading.Lock()
         self._stopped = False
+        self._layouts: dict[str, dict[str, Any]] = {}
         #: Set when the service stops: event streams end, workers pause their jobs.
         self.stopping = threading.Event()
 
@@ -85,6 +86,7 @@ class Service:
         self.stopping.set()
         for worker in self.workers:
             worker.stopping.set()
+            worker.wake.set()
         for thread in self._threads:
             thread.join(timeout)
         self.store.close()
@@ -120,10 +122,18 @@ class Service:
             loaded.plan(overrides, self.data / "jobs" / "pending" / "out")
         except GraphError as exc:  # the client hears of "the data folder", not of where it lies
             raise GraphError([self._hide_paths(p) for p in exc.problems]) from None
-        return self.store.submit(text, overrides, job_id=job_id, max_queue=self.max_queue, example=example)
+        job = self.store.submit(
+            text, overrides, job_id=job_id, max_queue=self.max_queue, example=example, name=loaded.name
+        )
+        for worker in self.workers:
+            worker.wake.set()
+        return job
 
     def _hide_paths(self, problem: Problem) -> Problem:
-        message, hint = (text.replace(str(self.data), "the data folder") for text in (problem.message, problem.hint))
+        def hide(text: str) -> str:
+            return text.replace(str(self.data) + os.sep, "").replace(str(self.data), "the data folder")
+
+        message, hint = hide(problem.message), hide(problem.hint)
         return Problem(problem.file, problem.line, problem.node, message, hint)
 
     @staticmethod
@@ -172,42 +182,61 @@ class Service:
         view["files"] = self.files(job.id)
         return view
 
+    # -- what the read routes (and the viewer) ask of any source of runs --------
+
+    def job_view(self, job_id: str) -> dict[str, Any]:
+        return self.describe(self.get(job_id))
+
+    def job_views(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        return [self.describe(job) for job in self.store.find(status, limit)]
+
+    def tail(self, job_id: str) -> EventTail:
+        return EventTail(self.event_log(job_id), self.job_dir(job_id))
+
+    def layout(self, job_id: str) -> dict[str, Any]:
+        """Where the viewer draws the job's nodes: from its graph, or (should the graph no
+        longer validate, an input gone) from the wiring its run announced."""
+        job = self.get(job_id)
+        cached = self._layouts.get(job.id)
+        if cached is None:
+            cached = self._layouts[job.id] = self._compute_layout(job)
+        return cached
+
+    def _compute_layout(self, job: Job) -> dict[str, Any]:
+        from .api import examples_folder, load_graph
+        from .layout import layout
+
+        try:
+            graph = load_graph(
+                job.example or "graph.yaml",
+                text=job.graph,
+                base_dir=examples_folder() if job.example else self.data,
+                validate=False,
+                confine_inputs=True,
+                registry=self.registry,
+            )
+            plan = graph.plan(job.overrides, self.job_dir(job.id) / "out")
+        except GraphError:
+            return layout_from_log(self.event_log(job.id))
+        return layout(list(plan.nodes), **plan.wiring())
+
     def cancel(self, job_id: str) -> str:
         return self.store.cancel(check_job_id(job_id))
 
     def delete(self, job_id: str) -> None:
         """Forget a finished job and delete its files (a queued or running job: cancel it first)."""
         self.store.delete(check_job_id(job_id))
+        self._layouts.pop(job_id, None)
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
     # -- files ---------------------------------------------------------------
 
     def files(self, job_id: str) -> list[str]:
         """A job's files by name relative to its folder: ``out/...``, ``previews/...``, ``events.jsonl``."""
-        folder = self.job_dir(job_id)
-        if not folder.is_dir():
-            return []
-        names = []
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
-                names.append(path.relative_to(folder).as_posix())
-        return names
+        return list_files(self.job_dir(job_id))
 
     def file(self, job_id: str, name: str) -> Path | None:
-        """The file ``name`` of a job, or None: anything not a plain file inside its folder
-        (``..``, absolute paths, links, temporary files) is simply not there."""
-        folder = self.job_dir(job_id).resolve()
-        if not name or name.startswith("/") or "\\" in name or "\0" in name:
-            return None
-        parts = name.split("/")
-        if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
-            return None
-        path = folder.joinpath(*parts)
-        if path.is_symlink() or not path.is_file():
-            return None
-        if not path.resolve().is_relative_to(folder):
-            return None
-        return path
+        return find_file(self.job_dir(job_id), name)
 
     def save_upload(self, name: str | None, stream: IO[bytes]) -> str:
         """Keep an uploaded file (``stream``: seekable) under ``uploads/``; returns the name
@@ -278,6 +307,44 @@ class EventTail:
         return events
 
 
+def list_files(folder: Path) -> list[str]:
+    """The plain files under ``folder``, by name relative to it (hidden and temporary ones left out)."""
+    if not folder.is_dir():
+        return []
+    names = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts) or path.is_symlink() or not path.is_file():
+            continue
+        names.append(relative.as_posix())
+    return names
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """The file ``name`` (relative, ``/``-separated) under ``folder``, or None: anything not a
+    plain file inside it (``..``, absolute paths, links, hidden and temporary files) is not there."""
+    root = folder.resolve()
+    if not name or name.startswith("/") or "\\" in name or "\0" in name:
+        return None
+    parts = name.split("/")
+    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        return None
+    path = root.joinpath(*parts)
+    if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root):
+        return None
+    return path
+
+
+def layout_from_log(path: Path) -> dict[str, Any]:
+    """The layout of the graph a run's ``run_start`` event describes (empty before it)."""
+    from .layout import layout
+
+    for event in EventTail(path, path.parent).read():
+        if event.get("event") == "run_start":
+            return layout(event.get("nodes", []), event.get("types", {}), event.get("edges", []))
+    return layout([], {}, [])
+
+
 def relative_paths(value: Any, folder: Path) -> Any:
     """``value`` with every string naming a file in ``folder`` made relative to it."""
     prefix = str(folder) + os.sep
@@ -288,13 +355,6 @@ def relative_paths(value: Any, folder: Path) -> Any:
     if isinstance(value, list):
         return [relative_paths(v, folder) for v in value]
     return value
-
-
-def follow(tail: EventTail, after: int = 0) -> Iterator[dict[str, Any]]:
-    """The events of ``tail`` read now with a ``seq`` above ``after``."""
-    for event in tail.read():
-        if isinstance(event.get("seq"), int) and event["seq"] > after:
-            yield event
 
 
 def _sha256(path: Path) -> str:

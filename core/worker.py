@@ -53,6 +53,8 @@ class Worker:
         self.cache = cache if cache is not None else Cache(disk=self.data / "cache")
         #: Set to stop: the running job pauses at its next step and goes back to the queue.
         self.stopping = threading.Event()
+        #: Set when a job is queued, so an idle worker starts it at once rather than at its next look.
+        self.wake = threading.Event()
 
     def job_dir(self, job_id: str) -> Path:
         return self.data / "jobs" / job_id
@@ -109,11 +111,13 @@ class Worker:
             return CANCELLED, report, None
         return (DONE, report, None) if result.ok else (FAILED, report, "; ".join(result.failures))
 
-    def run_forever(self, idle: float = 0.2) -> None:
-        """Run jobs until :attr:`stopping` is set, waiting ``idle`` seconds when none is queued."""
+    def run_forever(self, idle: float = 1.0) -> None:
+        """Run jobs until :attr:`stopping` is set; with none queued, wait until woken (or
+        ``idle`` seconds, for jobs queued by someone who does not wake it)."""
         while not self.stopping.is_set():
             if self.run_one() is None:
-                self.stopping.wait(idle)
+                self.wake.wait(idle)
+                self.wake.clear()
 
 
 class _Poll:

@@ -85,6 +85,11 @@ def test_a_run_tells_its_story_in_order(reg):
     assert start["graph"] == "<dict>" or (
         start["graph"] and start["nodes"] == ["a", "b", "c"] and start["device"] == "cpu"
     )
+    assert start["types"] == {"a": "t.source", "b": "t.add", "c": "t.sink"}
+    assert start["edges"] == [
+        {"from": "a", "output": "out", "to": "b", "input": "a", "type": "Int"},
+        {"from": "b", "output": "out", "to": "c", "input": "a", "type": "Int"},
+    ]
     done_b = next(e for e in seen if e["event"] == "node_done" and e["node"] == "b")
     assert done_b["status"] == "executed" and done_b["outputs"] == {"out": 5} and done_b["reason"] == "no cached result"
     end = seen[-1]

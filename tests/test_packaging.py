@@ -42,6 +42,13 @@ def test_wheel_ships_the_example_graphs_and_their_assets(wheel: zipfile.ZipFile)
         assert f"artgraph/graphs/assets/{asset.name}" in names
 
 
+def test_wheel_ships_the_viewer_page_and_its_vendored_library(wheel: zipfile.ZipFile):
+    names = set(wheel.namelist())
+    for asset in REPO.glob("core/static/**/*"):
+        if asset.is_file() and asset.suffix != ".md":
+            assert f"artgraph/{asset.relative_to(REPO / 'core').as_posix()}" in names
+
+
 def test_wheel_registers_the_builtin_nodes_through_the_entry_point(wheel: zipfile.ZipFile):
     (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     text = wheel.read(entry_points).decode()

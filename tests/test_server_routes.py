@@ -279,3 +279,76 @@ def test_a_finished_jobs_events_stream_to_the_end_and_resume_after_a_seq(client,
 
 def _sse(text: str) -> list[dict[str, Any]]:
     return [json.loads(line[len("data: ") :]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+# --- the viewer's pages and its browser session -------------------------------------------
+
+
+def test_the_page_shells_and_static_files_need_no_token_and_hold_no_job(service):
+    with TestClient(create_app(service, token=TOKEN), base_url="http://127.0.0.1:8765") as anonymous:
+        submit_id = service.submit(JOB_SHEET).id
+        for path in ["/", f"/view/{submit_id}"]:
+            page = anonymous.get(path)
+            assert page.status_code == 200 and "viewer.js" in page.text and submit_id not in page.text
+        assert anonymous.get("/static/viewer.js").status_code == 200
+        assert anonymous.get("/static/vendor/chart.min.js").status_code == 200
+        assert anonymous.get(f"/jobs/{submit_id}/layout").status_code == 401
+
+
+def test_opening_a_page_with_the_token_starts_a_session_without_the_token_in_the_address(service):
+    with TestClient(create_app(service, token=TOKEN), base_url="http://127.0.0.1:8765") as browser:
+        wrong = browser.get("/?token=guess", follow_redirects=False)
+        assert wrong.status_code == 200 and "set-cookie" not in wrong.headers
+        opened = browser.get(f"/view/abc?token={TOKEN}&x=1", follow_redirects=False)
+        assert opened.status_code == 303 and opened.headers["location"] == "/view/abc?x=1"
+        cookie = opened.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and TOKEN not in cookie
+        assert browser.get("/jobs").status_code == 200  # the session cookie does
+        browser.cookies.clear()
+        browser.cookies.set(cookie.split("=")[0], "forged")
+        assert browser.get("/jobs").status_code == 401
+        assert browser.get(f"/jobs?token={TOKEN}").status_code == 401  # tokens in API addresses: no
+
+
+def test_the_layout_of_a_job_is_its_graph(client, service):
+    job = submit(client).json()["id"]
+    drawn = client.get(f"/jobs/{job}/layout").json()
+    assert [(n["id"], n["type"], n["layer"]) for n in drawn["nodes"]] == [
+        ("photo", "image.load", 0),
+        ("small", "image.resize", 1),
+        ("save", "image.save", 2),
+    ]
+    assert [(e["from"], e["to"], e["type"]) for e in drawn["edges"]] == [
+        ("photo", "small", "Image"),
+        ("small", "save", "Image"),
+    ]
+    assert client.get("/jobs/nope/layout").status_code == 404
+
+
+def test_a_viewer_may_ask_for_the_newest_progress_only(client, service):
+    job = submit(
+        client, "artgraph: 1\nnodes:\n  photo: {type: image.load, params: {path: uploads/photo.png}}\n"
+    ).json()["id"]
+    run_next(service)
+    log = service.event_log(job)
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    last = events[-1]["seq"]
+    extra = [
+        {
+            "event": "progress",
+            "run": job,
+            "seq": last + i,
+            "time": 0,
+            "node": "photo",
+            "value": i,
+            "max": 3,
+            "metrics": {},
+        }
+        for i in (1, 2, 3)
+    ]
+    with open(log, "a") as fh:
+        fh.writelines(json.dumps(e) + "\n" for e in extra)
+    everything = _sse(client.get(f"/jobs/{job}/events").text)
+    newest = _sse(client.get(f"/jobs/{job}/events", params={"coalesce": "true"}).text)
+    assert [e["value"] for e in everything if e["event"] == "progress"] == [1, 2, 3]
+    assert [e["value"] for e in newest if e["event"] == "progress"] == [3]
