@@ -9,7 +9,7 @@ image/    image.load, image.save, image.resize, image.grid, image.save_gif, hist
 data/     data.images, data.mnist, data.digits, data.save
 style/    vgg.*, loss.gram, objective.*, optimize.image, style.transfer
 gan/      gan.train, gan.save, gan.load, gan.sample, gan.interpolate
-search/   genome.*, evolve.genetic, evolve.anneal
+search/   genome.*, evolve.genetic, evolve.anneal, evolve.greedy
 lineart/  points.stipple, evolve.ant_colony, tour.render
 
 Private helpers they share: _imageio.py (PIL images <-> tensors), _tensorfile.py

@@ -34,6 +34,7 @@ SHRINK: dict[str, dict[str, object]] = {
     "gan_interpolate.yaml": {"walk.steps": 2},
     "gan_folder.yaml": {"gan.steps": 2, "gan.width": 4, "sample.count": 4},
     "evolve_triangles.yaml": {"search.generations": 2, "search.size": 16, "search.output_size": 32},
+    "paint_triangles.yaml": {"search.candidates": 4, "search.climb": 8, "search.size": 16, "search.output_size": 32},
     "evolve_style.yaml": {
         "photo.size": 32,
         "painting.size": 32,

@@ -29,6 +29,7 @@ Pillow's 8-bit colours.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -60,6 +61,9 @@ class Genome(ABC):
     kind: str = "shape"
     #: Names of one shape's genes, geometry first, then r, g, b, a.
     gene_names: tuple[str, ...] = ()
+    #: Pairs of genes that are a point (x, y) of the picture: a corner, a centre. A mutation
+    #: moves both together; evolve.greedy places new points where the picture is most wrong.
+    points: tuple[tuple[int, int], ...] = ()
 
     def __init__(self, count: int, alpha_max: float, background: str, renderer: str) -> None:
         if count < 1:
@@ -148,13 +152,21 @@ class Genome(ABC):
             return self.renderer
         return "pil" if device.type == "cpu" else "torch"
 
-    def render(self, params: torch.Tensor, size: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
-        """Draw ``params`` ``[P, dims]`` as images ``[P, 3, H, W]`` in [0, 1] on ``device``."""
+    def render(
+        self,
+        params: torch.Tensor,
+        size: tuple[int, int],
+        device: torch.device | str = "cpu",
+        renderer: str | None = None,
+    ) -> torch.Tensor:
+        """Draw ``params`` ``[P, dims]`` as images ``[P, 3, H, W]`` in [0, 1] on ``device``.
+
+        ``renderer`` overrides the genome's own (``pil`` or ``torch``)."""
         device = torch.device(device)
         if params.ndim != 2 or params.shape[1] != self.dims:
             raise NodeError(f"expected genomes of shape [P, {self.dims}] for {self}, got {list(params.shape)}")
         height, width = size
-        if self.resolve_renderer(device) == "pil":
+        if (renderer or self.resolve_renderer(device)) == "pil":
             return self._render_pil(params, height, width).to(device)
         return self._render_dense(params.to(device), height, width)
 
@@ -177,22 +189,28 @@ class Genome(ABC):
 
     def _render_dense(self, params: torch.Tensor, height: int, width: int) -> torch.Tensor:
         device, dtype = params.device, torch.float32
-        ys = (torch.arange(height, device=device, dtype=dtype) + 0.5).view(1, 1, height, 1)
-        xs = (torch.arange(width, device=device, dtype=dtype) + 0.5).view(1, 1, 1, width)
+        xs, ys = _pixel_centres(height, width, device)
         chunk = max(1, _DENSE_BUDGET // (self.count * height * width))
         background = torch.tensor(self.background, device=device, dtype=dtype).view(1, 3, 1, 1)
         pictures = []
         for part in params.to(dtype).split(chunk):
             shapes = part.view(len(part), self.count, self.genes)
             cover = self._coverage(shapes[..., :-4], xs, ys, height, width)  # [p, T, H, W] in {0, 1}
-            alpha = shapes[..., -1].view(len(part), self.count, 1, 1) * self.alpha_max
+            alpha = shapes[..., -1] * self.alpha_max
             colour = shapes[..., -4:-1]
             picture = background.expand(len(part), 3, height, width).clone()
             for t in range(self.count):
-                weight = (cover[:, t] * alpha[:, t]).unsqueeze(1)
-                picture += weight * (colour[:, t].view(-1, 3, 1, 1) - picture)
+                picture = blend(picture, cover[:, t], alpha[:, t], colour[:, t])
             pictures.append(picture)
         return torch.cat(pictures)
+
+    def shape_coverage(self, shapes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``[N, H, W]``: 1 where each of ``shapes`` (``[N, genes]``, one shape each) covers a
+        pixel centre, as the ``torch`` renderer draws it; on the shapes' device."""
+        height, width = size
+        xs, ys = _pixel_centres(height, width, shapes.device)
+        geometry = shapes.to(torch.float32)[:, :-4].unsqueeze(1)
+        return self._coverage(geometry, xs, ys, height, width).squeeze(1)
 
     @abstractmethod
     def _pil_geometry(self, geometry: np.ndarray, height: int, width: int) -> list[list[list[float]]]:
@@ -203,6 +221,26 @@ class Genome(ABC):
         self, geometry: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, height: int, width: int
     ) -> torch.Tensor:
         """``[P, T, H, W]``: 1 where shape ``t`` of picture ``p`` covers the pixel centre."""
+
+
+@functools.lru_cache(maxsize=16)
+def _pixel_centres(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The x ``[1, 1, 1, W]`` and y ``[1, 1, H, 1]`` coordinates of the pixel centres."""
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5).view(1, 1, height, 1)
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5).view(1, 1, 1, width)
+    return xs, ys
+
+
+def blend(under: torch.Tensor, cover: torch.Tensor, alpha: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+    """One shape drawn over each picture: ``under + cover·alpha·(colour − under)``.
+
+    ``under`` ``[B, 3, H, W]`` (or ``[1, 3, H, W]``, shared), ``cover`` ``[B, H, W]``,
+    ``alpha`` ``[B]`` (the opacity itself, not the gene) and ``colour`` ``[B, 3]``. The
+    ``torch`` renderer draws every shape this way, so a picture painted shape by shape
+    with it is exactly that renderer's picture.
+    """
+    weight = (cover * alpha.view(-1, 1, 1)).unsqueeze(1)
+    return under + weight * (colour.reshape(-1, 3, 1, 1) - under)
 
 
 def _pil_points(x: np.ndarray, y: np.ndarray) -> list[list[list[float]]]:
@@ -216,6 +254,7 @@ class Triangles(Genome):
 
     kind = "triangle"
     gene_names = ("x0", "y0", "x1", "y1", "x2", "y2", "r", "g", "b", "a")
+    points = ((0, 1), (2, 3), (4, 5))
 
     def _pil_geometry(self, geometry: np.ndarray, height: int, width: int) -> list[list[list[float]]]:
         return _pil_points(geometry[..., 0::2] * width, geometry[..., 1::2] * height)
@@ -224,13 +263,11 @@ class Triangles(Genome):
         self, geometry: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, height: int, width: int
     ) -> torch.Tensor:
         g = geometry.unsqueeze(-1).unsqueeze(-1)  # [P, T, 6, 1, 1]
-        x = [g[:, :, i] * width for i in (0, 2, 4)]
-        y = [g[:, :, i] * height for i in (1, 3, 5)]
-        edges = [(x[(i + 1) % 3] - x[i]) * (ys - y[i]) - (y[(i + 1) % 3] - y[i]) * (xs - x[i]) for i in range(3)]
-        inside = ((edges[0] >= 0) & (edges[1] >= 0) & (edges[2] >= 0)) | (
-            (edges[0] <= 0) & (edges[1] <= 0) & (edges[2] <= 0)
-        )
-        return inside.to(geometry.dtype)
+        x, y = g[:, :, 0::2] * width, g[:, :, 1::2] * height  # corners [P, T, 3, 1, 1]
+        # Edge i runs from corner i to corner i + 1; its function is [P, T, 3, H, W].
+        edges = (x.roll(-1, 2) - x) * (ys.unsqueeze(2) - y) - (y.roll(-1, 2) - y) * (xs.unsqueeze(2) - x)
+        # Inside when all three edge functions are >= 0, or all <= 0 (either winding).
+        return ((edges.amin(2) >= 0) | (edges.amax(2) <= 0)).to(geometry.dtype)
 
 
 class Circles(Genome):
@@ -238,6 +275,7 @@ class Circles(Genome):
 
     kind = "circle"
     gene_names = ("x", "y", "radius", "r", "g", "b", "a")
+    points = ((0, 1),)
 
     def __init__(self, count: int, alpha_max: float, background: str, renderer: str, radius_max: float) -> None:
         super().__init__(count, alpha_max, background, renderer)
@@ -268,6 +306,7 @@ class Strokes(Genome):
 
     kind = "stroke"
     gene_names = ("x", "y", "length", "angle", "width", "r", "g", "b", "a")
+    points = ((0, 1),)
 
     def __init__(
         self,
@@ -399,4 +438,13 @@ def render_size(long_side: int, aspect: float | None) -> tuple[int, int]:
     return long_side, max(1, round(long_side * aspect))
 
 
-__all__: Sequence[str] = ["Circles", "Genome", "GenomeType", "Strokes", "Triangles", "parse_colour", "render_size"]
+__all__: Sequence[str] = [
+    "Circles",
+    "Genome",
+    "GenomeType",
+    "Strokes",
+    "Triangles",
+    "blend",
+    "parse_colour",
+    "render_size",
+]

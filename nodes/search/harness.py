@@ -1,7 +1,8 @@
 """What the evolutionary searches share: batched scoring, search state and checkpoints,
-the ``_Search`` harness, and the params of both nodes (genetic_algorithm.py, annealing.py).
+the ``_Search`` harness, and the params of the search nodes (genetic_algorithm.py,
+annealing.py, greedy.py).
 
-Both searches minimise an :class:`~artgraph.Objective` over a
+The searches minimise an :class:`~artgraph.Objective` over a
 :class:`~.genomes.Genome` — the same objectives that drive pixel optimisation,
 so "50 triangles close to this photo" and "200 strokes in the style of this
 painting" differ only in the graph. Scores are lower-is-better; a search for
@@ -52,28 +53,38 @@ class Scorer:
         self.evaluations = 0
         self.non_finite = 0
 
+    @property
+    def chunk(self) -> int:
+        """Pictures scored per call of the objective (bounds memory)."""
+        height, width = self.size
+        return max(1, _SCORE_PIXELS // (height * width))
+
     def __call__(self, params: torch.Tensor) -> torch.Tensor:
         """Scores ``[P]`` (float64, CPU; non-finite scores become +inf)."""
-        height, width = self.size
-        chunk = max(1, _SCORE_PIXELS // (height * width))
-        parts = []
         with torch.no_grad():
-            for part in params.split(chunk):
-                images = self.genome.render(part, self.size, self.device)
-                scores = self.objective(images)
-                if not isinstance(scores, torch.Tensor) or scores.shape != (len(part),):
-                    shape = list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-                    raise NodeError(
-                        f"the objective gave {shape} for {len(part)} images; "
-                        "an objective must give one score per image, shape [B]"
-                    )
-                parts.append(scores.detach().to("cpu", torch.float64))
-        scores = torch.cat(parts)
+            parts = [
+                self.score_images(self.genome.render(part, self.size, self.device)) for part in params.split(self.chunk)
+            ]
+        return self.tally(torch.cat(parts))
+
+    def score_images(self, images: torch.Tensor) -> torch.Tensor:
+        """The objective's scores of ``images`` ``[B, 3, H, W]``: ``[B]``, float64 on the CPU, as given."""
+        scores = self.objective(images)
+        if not isinstance(scores, torch.Tensor) or scores.shape != (len(images),):
+            shape = list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+            raise NodeError(
+                f"the objective gave {shape} for {len(images)} images; "
+                "an objective must give one score per image, shape [B]"
+            )
+        return scores.detach().to("cpu", torch.float64)
+
+    def tally(self, scores: torch.Tensor) -> torch.Tensor:
+        """Count the evaluations and the non-finite scores, which become +inf (the worst)."""
         bad = ~torch.isfinite(scores)
         if bad.any():
             self.non_finite += int(bad.sum())
             scores = scores.masked_fill(bad, math.inf)
-        self.evaluations += len(params)
+        self.evaluations += len(scores)
         return scores
 
     def report(self, ctx: Context) -> None:
@@ -178,7 +189,7 @@ def load_checkpoint(path: str, search: str, genome: Genome, size: tuple[int, int
 
 
 class _Search:
-    """What both searches share: render size, batched scorer, checkpoints, the final picture."""
+    """What the searches share: render size, batched scorer, checkpoints, the final picture."""
 
     def __init__(
         self,
@@ -196,10 +207,16 @@ class _Search:
         self.shape = render_size(size, self.aspect)
         self.score = Scorer(genome, objective, self.shape, ctx.device)
         self.rng = ctx.rng
+        #: The renderer of the previews and the output image; None: the genome's own.
+        self.renderer: str | None = None
 
     def show(self, state: SearchState) -> None:
         """The best picture so far, as the node's preview (rendered only when one is due)."""
-        self.ctx.preview(lambda: self.genome.render(state.best.unsqueeze(0), self.shape, self.ctx.device))
+        self.ctx.preview(lambda: self.draw(state.best, self.shape))
+
+    def draw(self, params: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """One genome ``[dims]`` drawn as ``[1, 3, H, W]`` on the device."""
+        return self.genome.render(params.unsqueeze(0), size, self.ctx.device, self.renderer)
 
     def resume(self, path: str) -> SearchState:
         state = load_checkpoint(path, self.kind, self.genome, self.shape, self.rng)
@@ -240,11 +257,10 @@ class _Search:
         self.save(state, final=True)
         self.score.report(self.ctx)
         out = render_size(output_size, self.aspect) if output_size else self.shape
-        image = self.genome.render(state.best.unsqueeze(0), out, self.ctx.device)
-        return image, state.best, state.history
+        return self.draw(state.best, out), state.best, state.history
 
 
-# -- ports and params of both search nodes -------------------------------------------------
+# -- ports and params of the search nodes -------------------------------------------------
 
 _INPUTS = {"genome": Input(GenomeType), "objective": Input(ObjectiveType, description="lower is better")}
 
