@@ -221,9 +221,10 @@ def _read_routes(app: FastAPI, runs: Runs) -> None:
     async def events(
         job_id: Annotated[str, Depends(known_job)], request: Request, after: int | None = None, coalesce: bool = False
     ) -> AsyncIterator[ServerSentEvent]:
-        if after is None:  # a browser's EventSource resumes with this header
-            last = request.headers.get("last-event-id", "")
-            after = int(last) if last.isdigit() else 0
+        # A browser's EventSource resumes with this header, also on an address that says
+        # where it started (?after=): the later of the two is where to go on from.
+        last = request.headers.get("last-event-id", "")
+        after = max(after or 0, int(last) if last.isdigit() else 0)
         tail = runs.tail(job_id)
         while not runs.stopping.is_set():
             ended = await asyncio.to_thread(runs.finished, job_id)

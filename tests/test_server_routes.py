@@ -275,6 +275,9 @@ def test_a_finished_jobs_events_stream_to_the_end_and_resume_after_a_seq(client,
     assert rest == whole[3:]
     resumed = _sse(client.get(f"/jobs/{job}/events", headers={"Last-Event-ID": "5"}).text)
     assert resumed == whole[5:]
+    # A browser reconnecting to an address with ?after= sends its newer Last-Event-ID: that wins.
+    both = _sse(client.get(f"/jobs/{job}/events", params={"after": 2}, headers={"Last-Event-ID": "5"}).text)
+    assert both == whole[5:]
 
 
 def _sse(text: str) -> list[dict[str, Any]]:

@@ -240,7 +240,8 @@ class RunView {
 
   listen() {
     if (this.source) this.source.close();
-    const source = new EventSource(`/jobs/${enc(this.job)}/events?coalesce=1`);
+    // Started again after the server went away: from the last event seen, not from the start.
+    const source = new EventSource(`/jobs/${enc(this.job)}/events?coalesce=1&after=${this.lastSeq}`);
     this.source = source;
     const on = (type, fn) => source.addEventListener(type, (msg) => {
       const event = JSON.parse(msg.data);
@@ -407,6 +408,9 @@ class RunView {
   updateCard(s, now) {
     const card = this.card(s);
     card.className = `card ${s.state}${s.id === this.selected ? " selected" : ""}`;
+    // A card with nothing to show (a node that ran without a bar) goes once the node is done.
+    card.hidden = !(s.preview || s.message || s.images.length || s.history || Object.keys(s.series).length
+      || s.state === "running" || s.id === this.selected);
     const elapsed = s.seconds != null ? s.seconds : s.started != null ? now - s.started : null;
     $(".time", card).textContent = `${s.state}${elapsed != null ? " · " + seconds(elapsed) : ""}`;
     const progress = $(".progress", card);
