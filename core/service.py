@@ -31,7 +31,7 @@ from .errors import ArtgraphError, GraphError, Problem
 from .files import atomic_path
 from .jobstore import FINISHED, QUEUED, Job, JobStore, JobStoreError, check_job_id
 from .plugins import Registry, default_registry
-from .worker import Worker
+from .worker import Worker, job_graph
 
 #: What a graph names an uploaded file by: ``uploads/NAME``.
 UPLOADS = "uploads"
@@ -101,8 +101,6 @@ class Service:
         GraphError lists its problems; JobStoreError says why the queue refused it
         (``invalid`` id, ``duplicate`` id, ``full`` queue).
         """
-        from .api import examples_folder, load_graph
-
         if job_id is not None:
             check_job_id(job_id)
             if self.store.get(job_id) is not None:
@@ -110,14 +108,7 @@ class Service:
         text, example = self._graph_text(graph)
         overrides = dict(overrides or {})
         try:
-            loaded = load_graph(
-                example or "graph.yaml",
-                text=text,
-                base_dir=examples_folder() if example else self.data,
-                validate=False,
-                confine_inputs=True,
-                registry=self.registry,
-            )
+            loaded = job_graph(text, example, self.data, self.registry)
             # Validated against where it will write: a folder of its own, named once queued.
             loaded.plan(overrides, self.data / "jobs" / "pending" / "out")
         except GraphError as exc:  # the client hears of "the data folder", not of where it lies
@@ -203,18 +194,10 @@ class Service:
         return cached
 
     def _compute_layout(self, job: Job) -> dict[str, Any]:
-        from .api import examples_folder, load_graph
         from .layout import layout
 
         try:
-            graph = load_graph(
-                job.example or "graph.yaml",
-                text=job.graph,
-                base_dir=examples_folder() if job.example else self.data,
-                validate=False,
-                confine_inputs=True,
-                registry=self.registry,
-            )
+            graph = job_graph(job.graph, job.example, self.data, self.registry)
             plan = graph.plan(job.overrides, self.job_dir(job.id) / "out")
         except GraphError:
             return layout_from_log(self.event_log(job.id))

@@ -80,19 +80,8 @@ class Worker:
         return self.store.get(job.id)
 
     def _run(self, job: Job, folder: Path, log: JsonLines) -> tuple[str, dict[str, Any] | None, str | None]:
-        from .api import examples_folder, load_graph
-
         try:
-            graph = load_graph(
-                # One name for every submitted graph: problems read "graph.yaml:LINE", and jobs
-                # of the same graph share the ledger, so a report says why a node re-ran.
-                job.example or "graph.yaml",
-                text=job.graph,
-                base_dir=examples_folder() if job.example else self.data,
-                validate=False,
-                confine_inputs=True,
-                registry=self.registry,
-            )
+            graph = job_graph(job.graph, job.example, self.data, self.registry)
             events = RunEvents([log], run_id=job.id, preview_dir=folder / "previews", first_seq=log.last_seq + 1)
             result = graph.run(
                 device=self.device,
@@ -118,6 +107,23 @@ class Worker:
             if self.run_one() is None:
                 self.wake.wait(idle)
                 self.wake.clear()
+
+
+def job_graph(text: str, example: str | None, data: Path, registry: Registry | None) -> Any:
+    """A job's graph, loaded as someone else's: a submitted one reads only inside the data
+    folder, a shipped example only its own folder. Not validated (``plan`` does that)."""
+    from .api import examples_folder, load_graph
+
+    return load_graph(
+        # One name for every submitted graph: problems read "graph.yaml:LINE", and jobs of
+        # the same graph share the ledger, so a report says why a node re-ran.
+        example or "graph.yaml",
+        text=text,
+        base_dir=examples_folder() if example else data,
+        validate=False,
+        confine_inputs=True,
+        registry=registry,
+    )
 
 
 class _Poll:
