@@ -135,6 +135,11 @@ class Service:
         if isinstance(graph, Mapping):
             import yaml
 
+            from .yamlsource import nesting_problem
+
+            too_deep = nesting_problem(dict(graph))
+            if too_deep is not None:  # checked before the dump, which would recurse as deep
+                raise GraphError([Problem("graph", None, None, *too_deep)])
             return yaml.safe_dump(dict(graph), sort_keys=False, allow_unicode=True), None
         if "\n" in graph or ":" in graph:
             return graph, None

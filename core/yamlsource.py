@@ -127,6 +127,23 @@ def _too_deep(line: int | None, limit: int) -> YamlProblem:
     )
 
 
+def nesting_problem(value: Any) -> tuple[str, str] | None:
+    """(message, hint) when lists and mappings in ``value`` (plain data that did not come
+    from YAML text, such as a JSON body) nest deeper than the limit; looked at without
+    recursion, so a deep value cannot exhaust the stack."""
+    limit = limits.YAML_DEPTH.value
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= limit:
+                problem = _too_deep(None, limit)
+                return problem.message, problem.hint
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
 def _check_nesting(text: str) -> bool:
     """Refuse nesting deeper than the limit from the parser's events, before composing.
 

@@ -355,3 +355,13 @@ def test_a_viewer_may_ask_for_the_newest_progress_only(client, service):
     newest = _sse(client.get(f"/jobs/{job}/events", params={"coalesce": "true"}).text)
     assert [e["value"] for e in everything if e["event"] == "progress"] == [1, 2, 3]
     assert [e["value"] for e in newest if e["event"] == "progress"] == [3]
+
+
+@pytest.mark.parametrize("depth", [100, 900, 5000])
+def test_deeply_nested_bodies_are_refused_not_recursed_into(client, depth):
+    nested = '{"a": ' * depth + "1" + "}" * depth
+    as_overrides = '{"graph": ' + json.dumps(JOB_SHEET) + ', "overrides": {"small.size": ' + nested + "}}"
+    for body in ('{"graph": ' + nested + "}", as_overrides):
+        answer = client.post("/jobs", content=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code in (400, 422), (depth, answer.text[:200])
+    assert client.get("/health").status_code == 200
