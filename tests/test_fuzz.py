@@ -377,3 +377,54 @@ def test_validate_command_exits_0_or_2_without_an_internal_error(
     # Every file is reported on: an ok line, or at least one problem naming it.
     for file in files:
         assert f"ok: {file} " in stdout.getvalue() or f"{file}" in err, (file, err)
+
+
+# --- the server's way in: any JSON body, any file name ----------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+_SHEET = "artgraph: 1\nnodes:\n  photo: {type: image.load, params: {path: uploads/photo.png}}\n"
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from artgraph.server import create_app
+    from artgraph.service import Service
+
+    data = tmp_path_factory.mktemp("fuzz-server")
+    (data / "uploads").mkdir()
+    Image.new("RGB", (4, 4)).save(data / "uploads" / "photo.png")
+    service = Service(data, devices=("cpu",), max_queue=10_000)
+    with TestClient(create_app(service), base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        yield client
+
+
+@fuzz(examples=60)
+@given(
+    graph=st.one_of(_JSON, st.just(_SHEET), st.sampled_from(["style_transfer", "x", "", "a:b"])),
+    overrides=st.one_of(_JSON, st.dictionaries(st.sampled_from(["photo.path", "photo.size", "x.y", "photo"]), _JSON)),
+    job_id=st.one_of(st.none(), st.text(max_size=70)),
+)
+def test_any_job_request_gets_an_answer_never_a_crash(http: Any, graph: Any, overrides: Any, job_id: Any) -> None:
+    body: dict[str, Any] = {"graph": graph, "overrides": overrides}
+    if job_id is not None:
+        body["id"] = job_id
+    answer = http.post("/jobs", json=body)
+    assert answer.status_code in (201, 400, 409, 422), (answer.status_code, answer.text[:300])
+    assert "detail" in answer.json() or answer.status_code == 201
+
+
+@fuzz(examples=60)
+@given(name=st.text(max_size=40), job=st.text(min_size=1, max_size=20))
+def test_any_file_name_is_a_file_of_the_job_or_404(http: Any, name: str, job: str) -> None:
+    from urllib.parse import quote
+
+    answer = http.get(f"/jobs/{quote(job, safe='')}/files/{quote(name, safe='/')}")
+    assert answer.status_code in (404, 405), (answer.status_code, name)
