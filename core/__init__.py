@@ -48,6 +48,7 @@ from .types import (
 
 if TYPE_CHECKING:
     from .api import Graph, load_graph, process_cache
+    from .batching import batch
     from .cache import Cache
     from .plugins import Registry, build_registry, default_registry
     from .result import RunResult
@@ -58,6 +59,7 @@ __version__ = "0.1.0"
 # `artgraph --help` and plugin imports stay fast.
 _LAZY = {
     "load_graph": ("api", "load_graph"),
+    "batch": ("batching", "batch"),
     "Graph": ("api", "Graph"),
     "process_cache": ("api", "process_cache"),
     "Cache": ("cache", "Cache"),
@@ -117,6 +119,7 @@ __all__ = [
     "Tensor",
     "TypeCheckError",
     "atomic_path",
+    "batch",
     "build_registry",
     "can_connect",
     "default_registry",

@@ -1,4 +1,4 @@
-"""The ``artgraph`` command: run, validate, nodes, schema, show, serve, submit.
+"""The ``artgraph`` command: run, validate, nodes, schema, show, serve, submit, view, batch.
 
 Exit codes: 0 success, 2 invalid graph or usage, 1 a failure while running.
 A user mistake never prints a Python traceback (``--debug`` shows them).
@@ -131,6 +131,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve the viewer's page for one run folder on 127.0.0.1 and print its address.",
     )
     view.add_arguments(viewing)
+    from . import batching
+
+    batch_parser = sub.add_parser(
+        "batch",
+        parents=[common],
+        help="run a graph over many inputs, on worker processes or a Ray cluster",
+        description="Run one graph per item (--over, --items) on local workers or Ray (see docs/scaling.md).",
+    )
+    batching.add_arguments(batch_parser)
     return parser
 
 
@@ -161,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serve": serve,
             "submit": submit,
             "view": view,
+            "batch": _batch,
         }
         code = handler[args.command](args)
         sys.stdout.flush()  # here, so that a reader gone away is noticed below
@@ -187,6 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("artgraph: internal error (please report it); rerun with --debug for details:", file=sys.stderr)
         print("  " + traceback.format_exc().strip().splitlines()[-1], file=sys.stderr)
         return EXIT_FAILED
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .batching import run_command
+
+    return run_command(args)
 
 
 def _silence_stdout() -> None:

@@ -197,10 +197,17 @@ def _keep_whole_lines(path: Path) -> int:
 
 def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The whole events of a JSON-lines file; a last line still being written is left out."""
-    events = []
+    return read_json_lines(path)
+
+
+def read_json_lines(path: str | os.PathLike[str]) -> list[Any]:
+    """Every whole record of a file appended one JSON line at a time (events, a batch's
+    manifest): a last line still being written is left out, blank lines are skipped."""
+    records = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if not line.endswith("\n"):
                 break
-            events.append(json.loads(line))
-    return events
+            if line.strip():
+                records.append(json.loads(line))
+    return records
