@@ -288,26 +288,34 @@ class JobStore:
         Returns the ids queued again."""
         with self._transaction() as db:
             rows = db.execute("SELECT id, attempts, cancel_requested FROM jobs WHERE status = ?", (RUNNING,)).fetchall()
-            again = []
-            for row in rows:
-                if row["cancel_requested"]:
-                    db.execute(
-                        "UPDATE jobs SET status = ?, finished = ? WHERE id = ?", (CANCELLED, time.time(), row["id"])
-                    )
-                elif row["attempts"] >= MAX_ATTEMPTS:
-                    db.execute(
-                        "UPDATE jobs SET status = ?, finished = ?, error = ? WHERE id = ?",
-                        (
-                            FAILED,
-                            time.time(),
-                            f"interrupted {row['attempts']} times (the server stopped while it ran)",
-                            row["id"],
-                        ),
-                    )
-                else:
-                    db.execute("UPDATE jobs SET status = ?, started = NULL WHERE id = ?", (QUEUED, row["id"]))
-                    again.append(str(row["id"]))
-        return again
+            return [str(row["id"]) for row in rows if _requeue(db, row, "the server stopped while it ran")]
+
+    def interrupted(self, job_id: str, why: str) -> None:
+        """A running job lost the process that ran it (a Ray actor died): queued again at the
+        head of the queue, or failed once interrupted ``MAX_ATTEMPTS`` times, as after a restart."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id, attempts, cancel_requested FROM jobs WHERE id = ? AND status = ?", (job_id, RUNNING)
+            ).fetchone()
+            if row is not None:
+                _requeue(db, row, why)
+
+
+def _requeue(db: sqlite3.Connection, row: sqlite3.Row, why: str) -> bool:
+    """Queue an interrupted job again (True), or end it: cancelled if asked, failed if it was
+    interrupted too often."""
+    now = time.time()
+    if row["cancel_requested"]:
+        db.execute("UPDATE jobs SET status = ?, finished = ? WHERE id = ?", (CANCELLED, now, row["id"]))
+        return False
+    if row["attempts"] >= MAX_ATTEMPTS:
+        message = f"interrupted {row['attempts']} times ({why})"
+        db.execute(
+            "UPDATE jobs SET status = ?, finished = ?, error = ? WHERE id = ?", (FAILED, now, message, row["id"])
+        )
+        return False
+    db.execute("UPDATE jobs SET status = ?, started = NULL WHERE id = ?", (QUEUED, row["id"]))
+    return True
 
 
 def _job(row: sqlite3.Row) -> Job:

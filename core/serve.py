@@ -35,6 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto | cpu | cuda | cuda:N | mps; a comma list runs one worker per device (cuda:0,cuda:1)",
     )
     parser.add_argument("--max-queue", type=int, metavar="N", help="refuse new jobs (429) while N are queued")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: workers in this process, one per --device; ray: one Ray actor per GPU of a cluster "
+        "(pip install 'artgraph[ray]'; --data must then be shared storage)",
+    )
+    parser.add_argument(
+        "--address", metavar="ADDR", help="with --executor ray: join this cluster (default: start Ray here)"
+    )
+    parser.add_argument("--workers", type=int, metavar="N", help="with --executor ray: actors (default: one per GPU)")
 
 
 def is_loopback(host: str) -> bool:
@@ -84,17 +95,32 @@ def serve(args: argparse.Namespace) -> int:
         devices = tuple(str(resolve_device(d.strip())) for d in args.device.split(","))
     except DeviceError as exc:
         return refuse(str(exc))
+    if args.executor != "ray" and (args.address or args.workers is not None):
+        return refuse("--address and --workers are for --executor ray (locally: one worker per --device)")
+    if args.workers is not None and args.workers < 1:
+        return refuse(f"--workers must be 1 or more, got {args.workers}")
+    if args.executor == "ray" and len(devices) > 1:
+        return refuse("with --executor ray, Ray places the workers: give one --device (auto, cuda or cpu)")
     data = folder_arg("--data", args.data or str(default_data_dir()), create=True)
+    from .batchrun import BatchError
     from .service import Service
+    from .worker import WorkerLost
 
     try:
-        service = Service(data, devices=devices, max_queue=args.max_queue)
-    except JobStoreError as exc:
+        service = Service(
+            data,
+            devices=devices,
+            max_queue=args.max_queue,
+            executor=args.executor,
+            address=args.address,
+            workers=args.workers,
+        )
+    except (JobStoreError, BatchError, WorkerLost) as exc:
         return refuse(str(exc))
     try:
         listener = listen(args.host, args.port)
     except OSError as exc:
-        service.store.close()
+        service.close()
         return refuse(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     resumed = service.start()
     port = listener.getsockname()[1]
@@ -102,7 +128,7 @@ def serve(args: argparse.Namespace) -> int:
     queued = service.store.count("queued")
     print(f"artgraph serve: http://{shown_host}:{port}", flush=True)
     print(
-        f"  data {data}, device{'s' if len(devices) > 1 else ''} {', '.join(devices)}, {queued} queued"
+        f"  data {data}, {_workers_said(service, devices)}, {queued} queued"
         + (f" ({len(resumed)} resumed after an interruption)" if resumed else "")
         + ("; clients need the token" if token else ""),
         file=sys.stderr,
@@ -126,6 +152,13 @@ def serve(args: argparse.Namespace) -> int:
         service.stop()
         listener.close()
     return EXIT_OK
+
+
+def _workers_said(service: Any, devices: tuple[str, ...]) -> str:
+    if service.ray is not None:
+        ray = service.ray
+        return f"{ray.count} Ray worker{'s' if ray.count != 1 else ''} ({ray.actor_device})"
+    return f"device{'s' if len(devices) > 1 else ''} {', '.join(devices)}"
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -52,12 +52,30 @@ class Service:
         devices: tuple[str, ...] = ("auto",),
         max_queue: int | None = None,
         registry: Registry | None = None,
+        executor: str = "local",
+        address: str | None = None,
+        workers: int | None = None,
     ) -> None:
+        """``executor="local"`` runs one worker per device in this process; ``"ray"`` runs
+        ``workers`` Ray actors (one per GPU of the cluster by default) joined at ``address``
+        or started here, the data folder shared with them (artgraph.rayjobs)."""
         self.data = Path(data).resolve()
         self.store = JobStore(self.data)  # refuses a folder another server holds
         self.registry = registry or default_registry()
         self.max_queue = max_queue
-        self.workers = [Worker(self.store, self.data, device=d, registry=self.registry) for d in devices]
+        self.ray: Any = None
+        if executor == "ray":
+            from .rayjobs import RayExecutor
+
+            try:
+                self.ray = RayExecutor(self.data, workers=workers, address=address, device=devices[0])
+                runners = self.ray.runners()
+            except BaseException:
+                self.close()
+                raise
+            self.workers = [Worker(self.store, self.data, runner=r) for r in runners]
+        else:
+            self.workers = [Worker(self.store, self.data, device=d, registry=self.registry) for d in devices]
         self._threads: list[threading.Thread] = []
         self._uploading = threading.Lock()
         self._stopped = False
@@ -89,6 +107,13 @@ class Service:
             worker.wake.set()
         for thread in self._threads:
             thread.join(timeout)
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the data folder and of Ray (if this service started it)."""
+        if self.ray is not None:
+            self.ray.shutdown()
+            self.ray = None
         self.store.close()
 
     # -- jobs ----------------------------------------------------------------

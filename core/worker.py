@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,49 +38,41 @@ _log = logging.getLogger("artgraph.worker")
 CANCEL_POLL = 0.2
 
 
-class Worker:
-    """Claims and runs jobs on one device; one :class:`Cache` for its whole life."""
+#: What a job's run ends as: (status, the run --json report, an error line).
+Outcome = tuple[str, "dict[str, Any] | None", "str | None"]
+
+
+class WorkerLost(Exception):
+    """The process running a job went away (a Ray actor killed, out of memory, its node lost)."""
+
+
+class JobRunner:
+    """Runs jobs of one data folder on one device, one at a time; one :class:`Cache` for its
+    whole life. It lives in the server's process (the ``local`` executor) or inside a Ray
+    actor (artgraph.rayjobs), which then writes into the same, shared, data folder."""
 
     def __init__(
-        self,
-        store: JobStore,
-        data: str | Path,
-        *,
-        device: str = "auto",
-        registry: Registry | None = None,
-        cache: Cache | None = None,
+        self, data: str | Path, *, device: str = "auto", registry: Registry | None = None, cache: Cache | None = None
     ) -> None:
-        self.store, self.data, self.device, self.registry = store, Path(data), device, registry
+        self.data, self.device, self.registry = Path(data), device, registry
         self.cache = cache if cache is not None else Cache(disk=self.data / "cache")
-        #: Set to stop: the running job pauses at its next step and goes back to the queue.
-        self.stopping = threading.Event()
-        #: Set when a job is queued, so an idle worker starts it at once rather than at its next look.
-        self.wake = threading.Event()
 
     def job_dir(self, job_id: str) -> Path:
         return self.data / "jobs" / job_id
 
-    def run_one(self) -> Job | None:
-        """Run the oldest queued job to its end; None when none waits."""
-        job = self.store.claim()
-        if job is None:
-            return None
+    def run(self, job: Job, stop: Callable[[], bool]) -> Outcome:
+        """Run ``job`` to its end, or until ``stop()`` says so; never raises for the job's faults."""
         folder = self.job_dir(job.id)
         log = JsonLines(folder / "events.jsonl", append=True)
         try:
-            status, report, error = self._run(job, folder, log)
+            return self._run(job, folder, log, stop)
         except Exception as exc:  # a bug of ours: the job fails, the worker goes on
             _log.exception("job %s crashed the worker's run", job.id)
-            status, report, error = FAILED, None, f"internal error: {type(exc).__name__}: {exc}"
+            return FAILED, None, f"internal error: {type(exc).__name__}: {exc}"
         finally:
             log.close()
-        if status == CANCELLED and self.stopping.is_set() and not self.store.cancel_requested(job.id):
-            self.store.release(job.id)  # paused by a shutdown, not cancelled by anyone
-        else:
-            self.store.finish(job.id, status, report, error)
-        return self.store.get(job.id)
 
-    def _run(self, job: Job, folder: Path, log: JsonLines) -> tuple[str, dict[str, Any] | None, str | None]:
+    def _run(self, job: Job, folder: Path, log: JsonLines, stop: Callable[[], bool]) -> Outcome:
         try:
             graph = job_graph(job.graph, job.example, self.data, self.registry)
             events = RunEvents([log], run_id=job.id, preview_dir=folder / "previews", first_seq=log.last_seq + 1)
@@ -89,7 +82,7 @@ class Worker:
                 cache=self.cache,
                 out_dir=folder / "out",
                 events=events,
-                cancel=_Poll(self.store, job.id, self.stopping),
+                cancel=stop,
                 raise_on_failure=False,
             )
         except GraphError as exc:  # validated when submitted; a file may have gone since
@@ -99,6 +92,44 @@ class Worker:
         if result.cancelled:
             return CANCELLED, report, None
         return (DONE, report, None) if result.ok else (FAILED, report, "; ".join(result.failures))
+
+
+class Worker:
+    """Claims jobs from the store one at a time and has its runner run them."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        data: str | Path,
+        *,
+        device: str = "auto",
+        registry: Registry | None = None,
+        cache: Cache | None = None,
+        runner: Any = None,
+    ) -> None:
+        self.store, self.data = store, Path(data)
+        #: Has ``run(job, stop) -> Outcome``: a :class:`JobRunner` here, or a Ray actor's proxy.
+        self.runner = runner if runner is not None else JobRunner(data, device=device, registry=registry, cache=cache)
+        #: Set to stop: the running job pauses at its next step and goes back to the queue.
+        self.stopping = threading.Event()
+        #: Set when a job is queued, so an idle worker starts it at once rather than at its next look.
+        self.wake = threading.Event()
+
+    def run_one(self) -> Job | None:
+        """Run the oldest queued job to its end; None when none waits."""
+        job = self.store.claim()
+        if job is None:
+            return None
+        try:
+            status, report, error = self.runner.run(job, _Poll(self.store, job.id, self.stopping))
+        except WorkerLost as exc:
+            self.store.interrupted(job.id, str(exc))  # queued again, or failed if it keeps happening
+            return self.store.get(job.id)
+        if status == CANCELLED and self.stopping.is_set() and not self.store.cancel_requested(job.id):
+            self.store.release(job.id)  # paused by a shutdown, not cancelled by anyone
+        else:
+            self.store.finish(job.id, status, report, error)
+        return self.store.get(job.id)
 
     def run_forever(self, idle: float = 1.0) -> None:
         """Run jobs until :attr:`stopping` is set; with none queued, wait until woken (or
