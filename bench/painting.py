@@ -20,7 +20,18 @@ takes the best of four opacities (up to ``ALPHA_MAX``), random triangles put
 their corners where the picture's error is, and mutations take turns at four
 sizes of move.
 ``evolve.genetic`` (its defaults) paints with the same genome and is read at the
-same numbers of scored pictures.
+same numbers of scored pictures; so is ``evolve.es`` (PGPE, its defaults), run
+to each budget. ``greedy+polish`` is ``evolve.greedy``'s picture polished by
+``optimize.shapes`` (``POLISH_STEPS`` Adam steps, objective.pixel): its time is
+the greedy's plus the polish's, and the polish costs gradient steps, not scored
+shapes (it is reported beside, not at equal evaluations).
+
+Two more measurements (skip them with ``--no-large`` / ``--no-vgg``): greedy +
+polish at 256 px with 200 triangles (the cameraman; PSNR and time of each part),
+and graphs/paint_style.yaml as shipped — strokes placed by greedy, polished
+against VGG content (the cat) + style (the bricks) — with the content and style
+distances of the picture before and after the polish to both images (VGG
+content and style objectives at their default weights, at the polish's size).
 
 Three photos from scikit-image's samples (graphs/assets): the astronaut's face
 (the crop bench/evolve.py paints), the cameraman and the cat, each square, 64 px,
@@ -60,6 +71,9 @@ REF_SIGMA = 0.0625
 #: What the issue reports for its NumPy primitive-style painter (PSNR, dB).
 ISSUE_REFERENCE = {"astronaut": {4_800: 16.0, 20_000: 17.0}, "cat": {4_800: 22.3, 20_000: 23.3}}
 DEVICE = "cpu"
+POLISH_STEPS = 200
+#: The large painting: 256 px, 200 triangles; greedy's candidates and climb per triangle, polish steps.
+LARGE_SIZE, LARGE_TRIANGLES, LARGE_SPLIT, LARGE_STEPS = 256, 200, (16, 80), 100
 
 
 def load_target(name: str, size: int = SIZE) -> np.ndarray:
@@ -199,6 +213,36 @@ def greedy_paint(target: np.ndarray, candidates: int, climb: int, seed: int) -> 
     return mse, seconds
 
 
+def polish_paint(target: np.ndarray, candidates: int, climb: int, seed: int) -> tuple[float, float, float, float]:
+    """evolve.greedy, then optimize.shapes from its best; (greedy mse, seconds, polished mse, polish seconds)."""
+    from artgraph.nodes.search.greedy import greedy
+    from artgraph.nodes.search.polish import shapes
+
+    ctx, objective, genome = _setup(target, seed, "evolve.greedy", [])
+    start = time.perf_counter()
+    image, best, _ = greedy(ctx, genome, objective, candidates=candidates, climb=climb, size=SIZE)
+    middle = time.perf_counter()
+    ctx, objective, genome = _setup(target, seed, "optimize.shapes", [])
+    polished, _, _ = shapes(ctx, genome, objective, init=best, steps=POLISH_STEPS, size=SIZE)
+    end = time.perf_counter()
+    truth = torch.from_numpy(target).permute(2, 0, 1)
+    mse = [float(((picture.cpu()[0] - truth) ** 2).mean()) for picture in (image, polished)]
+    return mse[0], middle - start, mse[1], end - middle
+
+
+def es_paint(target: np.ndarray, budget: int, seed: int) -> tuple[float, float]:
+    """evolve.es (PGPE, its defaults) for about ``budget`` scored pictures; (mse, seconds)."""
+    from artgraph.nodes.search.evolution_strategy import es
+
+    ctx, objective, genome = _setup(target, seed, "evolve.es", [])
+    population = 16
+    start = time.perf_counter()
+    image, _, _ = es(ctx, genome, objective, population=population, generations=(budget - 1) // (population + 1))
+    seconds = time.perf_counter() - start
+    mse = float(((image.cpu()[0] - torch.from_numpy(target).permute(2, 0, 1)) ** 2).mean())
+    return mse, seconds
+
+
 def genetic_paint(target: np.ndarray, budgets: tuple[int, ...], seed: int) -> dict[int, tuple[float, float]]:
     """evolve.genetic (its defaults) run to the biggest budget; (best mse, seconds) at each budget."""
     from artgraph.nodes.search.genetic_algorithm import genetic
@@ -229,10 +273,14 @@ def compare(photos: list[str], budgets: tuple[int, ...], seeds: list[int]) -> di
                 for who, paint in order if seed % 2 == 0 else order[::-1]:
                     runs.setdefault((who, budget), []).append(paint(target, candidates, climb, seed))
                 runs.setdefault(("genetic", budget), []).append(ga[budget])
+                runs.setdefault(("es", budget), []).append(es_paint(target, budget, seed))
+                greedy_mse, greedy_s, polish_mse, polish_s = polish_paint(target, candidates, climb, seed)
+                runs.setdefault(("greedy_again", budget), []).append((greedy_mse, greedy_s))
+                runs.setdefault(("greedy+polish", budget), []).append((polish_mse, greedy_s + polish_s))
         results[name] = {}
         for budget in budgets:
             row: dict[str, Any] = {}
-            for who in ("reference", "greedy", "genetic"):
+            for who in ("reference", "greedy", "genetic", "es", "greedy_again", "greedy+polish"):
                 done = runs[(who, budget)]
                 row[who] = {
                     "psnr_db": round(statistics.mean(psnr(m) for m, _ in done), 2),
@@ -240,6 +288,9 @@ def compare(photos: list[str], budgets: tuple[int, ...], seeds: list[int]) -> di
                 }
             row["greedy"]["gain_db"] = round(row["greedy"]["psnr_db"] - row["reference"]["psnr_db"], 2)
             row["greedy"]["speedup"] = round(row["reference"]["seconds"] / row["greedy"]["seconds"], 2)
+            row["greedy+polish"]["polish_gain_db"] = round(
+                row["greedy+polish"]["psnr_db"] - row.pop("greedy_again")["psnr_db"], 2
+            )
             if budget in ISSUE_REFERENCE.get(name, {}):
                 row["issue_reference_psnr_db"] = ISSUE_REFERENCE[name][budget]
             results[name][str(budget)] = row
@@ -253,13 +304,78 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     return {
         "greedy_psnr_at_least_reference": {"met": all(r["greedy"]["gain_db"] >= 0 for r in rows)},
         "greedy_faster_than_reference": {"met": all(r["greedy"]["speedup"] > 1 for r in rows)},
+        "polish_adds_1_db": {"met": all(r["greedy+polish"]["polish_gain_db"] >= 1 for r in rows)},
+        "es_vs_genetic_db": [round(r["es"]["psnr_db"] - r["genetic"]["psnr_db"], 2) for r in rows],
     }
+
+
+def large(quick: bool) -> dict[str, Any]:
+    """Greedy + polish at 256 px with 200 triangles (the cameraman): PSNR and time of each part."""
+    from artgraph import Context
+    from artgraph.nodes.search import genomes
+    from artgraph.nodes.search.greedy import greedy
+    from artgraph.nodes.search.polish import shapes
+    from artgraph.nodes.style import objectives
+
+    size, count, steps = (64, 30, 10) if quick else (LARGE_SIZE, LARGE_TRIANGLES, LARGE_STEPS)
+    target = torch.from_numpy(load_target("camera", size)).permute(2, 0, 1).unsqueeze(0).to(DEVICE)
+    objective = objectives.objective_pixel(target, "mse", 1.0)
+    genome = genomes.triangles(count, ALPHA_MAX, "white", "auto")
+    ctx = Context("bench", "evolve.greedy", seed=0, device=DEVICE)
+    start = time.perf_counter()
+    image, best, _ = greedy(ctx, genome, objective, candidates=LARGE_SPLIT[0], climb=LARGE_SPLIT[1], size=size)
+    middle = time.perf_counter()
+    ctx = Context("bench", "optimize.shapes", seed=0, device=DEVICE)
+    polished, _, _ = shapes(ctx, genome, objective, init=best, steps=steps, size=size)
+    end = time.perf_counter()
+    return {
+        "size": size,
+        "triangles": count,
+        "greedy": {"candidates_climb": list(LARGE_SPLIT), "psnr_db": round(psnr(float(objective(image))), 2)},
+        "greedy_seconds": round(middle - start, 2),
+        "polish": {"steps": steps, "psnr_db": round(psnr(float(objective(polished))), 2)},
+        "polish_seconds": round(end - middle, 2),
+    }
+
+
+def vgg_distances(quick: bool) -> dict[str, Any]:
+    """graphs/paint_style.yaml: content and style distances to the cat and the bricks, before and after the polish."""
+    from artgraph import load_graph
+    from artgraph.nodes.style import objectives
+
+    overrides: dict[str, object] = {}
+    if quick:
+        overrides = {"photo.size": 32, "painting.size": 32, "strokes.count": 20, "place.size": 32}
+        overrides |= {"place.candidates": 8, "place.climb": 8, "polish.steps": 5, "polish.size": 32}
+    graph = load_graph(str(ROOT / "graphs" / "paint_style.yaml"))
+    wanted = ["place.image", "polish.image", "photo.image", "painting.image", "vgg.model", "polish.history"]
+    start = time.perf_counter()
+    result = graph.run(device=DEVICE, cache=False, overrides=overrides, outputs=wanted)
+    seconds = time.perf_counter() - start
+    size = int(overrides.get("polish.size", 128))  # type: ignore[call-overload]
+    model, cat, bricks = result["vgg.model"], result["photo.image"], result["painting.image"]
+    scorers = {
+        "content_to_cat": objectives.objective_content(model, cat, objectives.DEFAULT_CONTENT_LAYERS, 1.0),
+        "content_to_bricks": objectives.objective_content(model, bricks, objectives.DEFAULT_CONTENT_LAYERS, 1.0),
+        "style_to_cat": objectives.objective_style(model, [cat], objectives.DEFAULT_STYLE_LAYERS, None, None, 1.0, 3e3),
+        "style_to_bricks": objectives.objective_style(
+            model, [bricks], objectives.DEFAULT_STYLE_LAYERS, None, None, 1.0, 3e3
+        ),
+    }
+    out: dict[str, Any] = {"graph": "paint_style.yaml", "scored_at": size, "seconds": round(seconds, 1)}
+    for when, key in (("placed", "place.image"), ("polished", "polish.image")):
+        picture = objectives.resize_to(result[key], (size, round(size * result[key].shape[-1] / result[key].shape[-2])))
+        with torch.no_grad():
+            out[when] = {name: round(float(obj(picture)[0]), 5) for name, obj in scorers.items()}
+    return out
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one photo, one seed, small budgets (seconds)")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--no-large", action="store_true", help="skip greedy + polish at 256 px, 200 triangles")
+    parser.add_argument("--no-vgg", action="store_true", help="skip the stroke painting's VGG distances")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="artgraph's device")
     args = parser.parse_args(argv)
     global DEVICE
@@ -279,11 +395,18 @@ def main(argv: list[str]) -> None:
             "alpha_max": ALPHA_MAX,
             "seeds": len(seeds),
             "candidates_climb": {str(b): list(split(b)) for b in budgets},
+            "polish_steps": POLISH_STEPS,
         },
     }
     results = compare(photos, budgets, seeds)
     figures["results"] = results
     figures["targets"] = targets(results)
+    if not args.no_large:
+        figures["large"] = large(args.quick)
+        print(f"large: {json.dumps(figures['large'])}", file=sys.stderr)
+    if not args.no_vgg:
+        figures["vgg"] = vgg_distances(args.quick)
+        print(f"vgg: {json.dumps(figures['vgg'])}", file=sys.stderr)
     figures["load_after"] = load()
     print(json.dumps(figures))
 

@@ -222,6 +222,21 @@ class Genome(ABC):
     ) -> torch.Tensor:
         """``[P, T, H, W]``: 1 where shape ``t`` of picture ``p`` covers the pixel centre."""
 
+    @abstractmethod
+    def signed_distance(
+        self, geometry: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, height: int, width: int, scale: float = 1.0
+    ) -> torch.Tensor:
+        """``[P, T, H, W]``: how far inside shape ``t`` of picture ``p`` each pixel centre is, in
+        pixels (negative outside) times ``scale``, differentiable in ``geometry`` ``[P, T, geometry
+        genes]``; ``xs`` ``[1, 1, 1, W]`` and ``ys`` ``[1, 1, H, 1]`` are the pixel centres. Its
+        sign is :meth:`_coverage`'s (``>= 0`` inside); near the outline it is the distance to it,
+        farther off an estimate (the soft renderer, soft_render.py, needs no more)."""
+
+    @abstractmethod
+    def bounding_box(self, geometry: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """``[..., 4]``: the smallest x, y and the largest x, y (px) of each shape's outline, for
+        ``geometry`` ``[..., geometry genes]``."""
+
 
 @functools.lru_cache(maxsize=16)
 def _pixel_centres(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,6 +284,24 @@ class Triangles(Genome):
         # Inside when all three edge functions are >= 0, or all <= 0 (either winding).
         return ((edges.amin(2) >= 0) | (edges.amax(2) <= 0)).to(geometry.dtype)
 
+    def signed_distance(
+        self, geometry: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, height: int, width: int, scale: float = 1.0
+    ) -> torch.Tensor:
+        x, y = geometry[..., 0::2] * width, geometry[..., 1::2] * height  # corners [P, T, 3]
+        ex, ey = x.roll(-1, 2) - x, y.roll(-1, 2) - y
+        # The winding (+1 or -1) turns every edge function positive inside; divided by the edge's
+        # length, each is the distance to that edge's line, and the nearest line is the outline.
+        # Each edge is a·y + b·x + c: the coefficients are small, the pixels one fused product.
+        winding = torch.where((ex[..., 0] * ey[..., 1] - ey[..., 0] * ex[..., 1]) >= 0, 1.0, -1.0).detach()
+        k = (scale * winding).unsqueeze(-1) / torch.sqrt(ex * ex + ey * ey + 1e-12)
+        a, b, c = (v[..., None, None] for v in (ex * k, -ey * k, (ey * x - ex * y) * k))
+        e0, e1, e2 = (torch.addcmul(b[:, :, i] * xs + c[:, :, i], a[:, :, i], ys) for i in range(3))
+        return torch.minimum(torch.minimum(e0, e1), e2)
+
+    def bounding_box(self, geometry: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        x, y = geometry[..., 0::2] * width, geometry[..., 1::2] * height
+        return torch.stack([x.amin(-1), y.amin(-1), x.amax(-1), y.amax(-1)], -1)
+
 
 class Circles(Genome):
     """Translucent discs: a centre, a radius up to ``radius_max`` of the long side, a colour, an opacity."""
@@ -299,6 +332,19 @@ class Circles(Genome):
         cx, cy = g[:, :, 0] * width, g[:, :, 1] * height
         radius = self._radius(g[:, :, 2], height, width)
         return ((xs - cx) ** 2 + (ys - cy) ** 2 <= radius**2).to(geometry.dtype)
+
+    def signed_distance(
+        self, geometry: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, height: int, width: int, scale: float = 1.0
+    ) -> torch.Tensor:
+        g = geometry.unsqueeze(-1).unsqueeze(-1)
+        cx, cy = g[:, :, 0] * width, g[:, :, 1] * height
+        radius = self._radius(g[:, :, 2], height, width)
+        return (radius - torch.sqrt((xs - cx) ** 2 + (ys - cy) ** 2 + 1e-12)) * scale
+
+    def bounding_box(self, geometry: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        cx, cy = geometry[..., 0] * width, geometry[..., 1] * height
+        radius = self._radius(geometry[..., 2], height, width)
+        return torch.stack([cx - radius, cy - radius, cx + radius, cy + radius], -1)
 
 
 class Strokes(Genome):
@@ -343,6 +389,27 @@ class Strokes(Genome):
         u = (dx * cos + dy * sin) / half_length
         v = (dy * cos - dx * sin) / half_width
         return (u * u + v * v <= 1.0).to(geometry.dtype)
+
+    def signed_distance(
+        self, geometry: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, height: int, width: int, scale: float = 1.0
+    ) -> torch.Tensor:
+        g = geometry.unsqueeze(-1).unsqueeze(-1)
+        dx, dy = xs - g[:, :, 0] * width, ys - g[:, :, 1] * height
+        angle = g[:, :, 3] * math.pi
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        half_length, half_width = self._axes(g[:, :, 2], g[:, :, 4], max(height, width))
+        u = (dx * cos + dy * sin) / half_length
+        v = (dy * cos - dx * sin) / half_width
+        # f = u² + v² − 1 is 0 on the outline; f / |∇f| (∇ in pixels) is the distance to it, to
+        # first order, and the sign is the coverage's.
+        slope = (2.0 / scale) * torch.sqrt((u / half_length) ** 2 + (v / half_width) ** 2 + 1e-12)
+        return (1.0 - u * u - v * v) / slope
+
+    def bounding_box(self, geometry: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        cx, cy = geometry[..., 0] * width, geometry[..., 1] * height
+        half_length, half_width = self._axes(geometry[..., 2], geometry[..., 4], max(height, width))
+        reach = torch.maximum(half_length, half_width)  # whatever the angle
+        return torch.stack([cx - reach, cy - reach, cx + reach, cy + reach], -1)
 
 
 def _circle_vertices(radius: np.ndarray) -> int:

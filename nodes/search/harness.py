@@ -52,6 +52,8 @@ class Scorer:
         self.genome, self.objective, self.size, self.device = genome, objective, size, device
         self.evaluations = 0
         self.non_finite = 0
+        #: The renderer that draws what is scored; None: the genome's own.
+        self.renderer: str | None = None
 
     @property
     def chunk(self) -> int:
@@ -63,7 +65,8 @@ class Scorer:
         """Scores ``[P]`` (float64, CPU; non-finite scores become +inf)."""
         with torch.no_grad():
             parts = [
-                self.score_images(self.genome.render(part, self.size, self.device)) for part in params.split(self.chunk)
+                self.score_images(self.genome.render(part, self.size, self.device, self.renderer))
+                for part in params.split(self.chunk)
             ]
         return self.tally(torch.cat(parts))
 

@@ -6,7 +6,10 @@ scoring is a network's forward pass (``compute_bound = True``), which already
 uses every CPU core, so a search should not pin it to one thread. Neither is
 part of :class:`artgraph.Objective`: this is search policy, and an objective
 that says nothing gets the defaults (square pictures, one thread on the CPU).
-A sum of objectives answers from its parts.
+A sum of objectives answers from its parts. An objective may also say it has
+no gradient (``differentiable = False``: a count, a lookup, a non-differentiable
+library), so ``optimize.shapes`` refuses it before any work; one that says
+nothing is probed (its scores must carry a gradient).
 """
 
 from __future__ import annotations
@@ -29,6 +32,22 @@ class ComputeBound(Protocol):
     """An objective that declares whether scoring fills every CPU core (a network's forward pass)."""
 
     compute_bound: bool
+
+
+@runtime_checkable
+class MaybeDifferentiable(Protocol):
+    """An objective that declares whether its scores have a gradient."""
+
+    differentiable: bool
+
+
+def declared_non_differentiable(objective: Objective) -> list[str]:
+    """The names of the parts of ``objective`` that say they have no gradient (none: it may have one)."""
+    if isinstance(objective, Sum):
+        return [name for part, _ in objective.parts for name in declared_non_differentiable(part)]
+    if isinstance(objective, MaybeDifferentiable) and not objective.differentiable:
+        return [objective.name]
+    return []
 
 
 def target_aspect(objective: Objective) -> float | None:
