@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,13 +42,30 @@ DEFAULT_LR = {"pgpe": 0.05, "snes": 1.0, "cmaes": 1.0}
 PGPE_STDEV_LR = 0.1
 
 
+def _import_evotorch() -> Any:
+    """EvoTorch, imported quietly: its import warns about torch.jit and about a logging set up
+    before it (the CLI's), neither of which a user can act on."""
+    # Not a line per Problem and optimiser either; set before the import, which logs.
+    logging.getLogger("evotorch").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            import evotorch  # type: ignore[import-untyped]
+            import evotorch.algorithms  # type: ignore[import-untyped]
+    except ImportError:
+        raise NodeError("evolve.es needs EvoTorch, which is not installed: pip install 'artgraph[es]'") from None
+    logging.getLogger("evotorch").setLevel(logging.WARNING)
+    return evotorch
+
+
 def _finite_mean(scores: torch.Tensor) -> float:
     finite = scores[torch.isfinite(scores)]
     return float(finite.mean()) if len(finite) else math.inf
 
 
 def _searcher(algorithm: str, problem: Any, population: int, sigma: float, lr: float, centre: torch.Tensor) -> Any:
-    from evotorch.algorithms import CMAES, PGPE, SNES  # type: ignore[import-untyped]
+    algorithms = _import_evotorch().algorithms
+    CMAES, PGPE, SNES = algorithms.CMAES, algorithms.PGPE, algorithms.SNES  # noqa: N806
 
     start = centre.numpy()  # EvoTorch copies it with torch.tensor(), which warns about a tensor
 
@@ -109,12 +127,7 @@ def es(
 
     Costs ``population + 1`` scored pictures per generation (the samples and the centre).
     """
-    try:
-        from evotorch import Problem  # type: ignore[import-untyped]
-    except ImportError:
-        raise NodeError("evolve.es needs EvoTorch, which is not installed: pip install 'artgraph[es]'") from None
-
-    logging.getLogger("evotorch").setLevel(logging.WARNING)  # not a line per Problem and optimiser
+    evotorch = _import_evotorch()
     if algorithm not in ALGORITHMS:
         raise NodeError(f"unknown algorithm '{algorithm}'; use one of {', '.join(ALGORITHMS)}")
     if algorithm == "pgpe" and population % 2:
@@ -127,7 +140,7 @@ def es(
     def fitness(samples: torch.Tensor) -> torch.Tensor:
         return score(samples.detach().clamp(0.0, 1.0)).to(torch.float32)
 
-    problem = Problem(
+    problem = evotorch.Problem(
         "min", fitness, solution_length=genome.dims, initial_bounds=(0.0, 1.0), vectorized=True, seed=seed
     )
     with search.running():
