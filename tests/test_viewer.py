@@ -276,3 +276,33 @@ def test_run_view_prints_the_page_address_first(tmp_path, tiny_png):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     assert Path(tmp_path / "o" / "sheet.png").is_file()
+
+
+def test_artgraph_view_follows_a_cli_run_that_starts_after_the_page(tmp_path, tab, tiny_png):
+    run = tmp_path / "run"
+    run.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "artgraph.cli", "view", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        tab.page.goto(proc.stdout.readline().strip())
+        tab.page.wait_for_selector("#status.queued", timeout=WAIT_MS)
+        tab.page.wait_for_selector("#banner:not([hidden])", timeout=WAIT_MS)
+        assert "Waiting" in tab.page.inner_text("#banner")  # nothing written yet
+        graph = tmp_path / "search.yaml"
+        graph.write_text(JOB_SEARCH.replace("uploads/photo.png", tiny_png.name))
+        events = str(run / "events.jsonl")
+        overrides = ["--set", "search.generations=4000"]
+        done = cli("run", str(graph), "--out", str(run), "--events", events, "--no-cache", *overrides)
+        assert done.returncode == 0, done.stderr
+        tab.node("search", "done")  # drawn from the run's own run_start, then followed to the end
+        tab.page.wait_for_selector("#status.done", timeout=WAIT_MS)
+        assert tab.page.locator('.card[data-node="search"] .preview img').count() == 1
+        assert tab.errors == []
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
