@@ -7,9 +7,10 @@ white) and scored alone with a NumPy MSE; tournament selection (3), gene-wise
 uniform crossover (``cxUniform``, indpb 0.5) with probability ``crossover_rate``,
 Gaussian mutation (``mutGaussian``, indpb ``mutation_rate``, sigma
 ``mutation_sigma``, clipped to [0, 1]) of every child, one elite. The knobs are
-artgraph's defaults, so the two differ only in what artgraph does differently:
-crossover that swaps whole triangles, four elites, and scoring a generation as one
-batch.
+artgraph's defaults (the mutation sigma: its old fixed default, 0.1; artgraph's
+default now falls from 0.5 to 0.05 over the run), so the two differ only in what
+artgraph does differently: crossover that swaps whole triangles, four elites, the
+sigma schedule, and scoring a generation as one batch.
 
 Both paint the same 64×64 target (the astronaut's face, from scikit-image's
 sample photo in graphs/assets) with the same genome size (50 triangles, alpha at
@@ -20,6 +21,17 @@ goes; artgraph's is read at the peer's total time). artgraph runs twice: as it
 runs a pixel objective (on one CPU thread, see ``_Search.running`` in nodes/search/harness.py), and
 on all of PyTorch's threads, as it would run a compute-bound (VGG) objective —
 which shows what the one-thread rule saves on a busy machine.
+
+The budget sweep (skip it with ``--no-sweep``): ``evolve.genetic`` with its
+defaults against the same DEAP-style loop at 2,000, 5,000, 10,000, 20,000 and
+50,000 evaluations, on the astronaut's face and the cameraman (64 px, 50
+triangles), two seeds. The GA's default mutation sigma follows the budget (it
+falls from 0.5 to 0.05 over the generations), so it is run once per budget; the
+peer's knobs do not depend on the budget, so one run to the biggest budget is
+read at each (its best after the last generation within the budget, and the time
+it got there). ``--old-sigma`` adds the GA with the old fixed sigma of 0.1 (read
+the same way). Reported per budget: PSNR and seconds of each, mean over photos
+and seeds, the gain, and how many of the runs the GA won.
 
 Also (skip them with ``--no-vgg`` / ``--no-tour``): a VGG style objective
 scoring a population of 32 strokes pictures in one batched call against 32 calls
@@ -52,17 +64,22 @@ from PIL import Image, ImageDraw, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "graphs" / "assets" / "astronaut.jpg"
+#: The budget sweep's photos: the astronaut's face (as ``load_target``) and the whole cameraman.
+SWEEP_PHOTOS = {"astronaut": TARGET, "camera": ROOT / "graphs" / "assets" / "camera.jpg"}
+SWEEP_BUDGETS = (2_000, 5_000, 10_000, 20_000, 50_000)
 SIZE, TRIANGLES, ALPHA_MAX = 64, 50, 0.5
 ELITE = 4  # artgraph's default; the peer keeps one
 POPULATION, TOURNAMENT, CROSSOVER_RATE, MUTATION_RATE, MUTATION_SIGMA = 16, 3, 0.5, 0.01, 0.1
 DEVICE = "cpu"  # artgraph's device (--device); the peer always runs on the CPU
 
 
-def load_target(size: int = SIZE) -> np.ndarray:
-    """The astronaut's face, square, ``size`` px, float32 HWC in [0, 1]."""
-    with Image.open(TARGET) as img:
-        face = img.convert("RGB").crop((140, 20, 340, 220))
-        return np.asarray(ImageOps.fit(face, (size, size), Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
+def load_target(size: int = SIZE, photo: str = "astronaut") -> np.ndarray:
+    """The astronaut's face (or another of ``SWEEP_PHOTOS``, whole), square, ``size`` px, float32 HWC in [0, 1]."""
+    with Image.open(SWEEP_PHOTOS[photo]) as img:
+        picture = img.convert("RGB")
+        if photo == "astronaut":
+            picture = picture.crop((140, 20, 340, 220))
+        return np.asarray(ImageOps.fit(picture, (size, size), Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
 
 
 def psnr(mse: float) -> float:
@@ -142,7 +159,7 @@ class _Stamps:
 
 
 def artgraph_search(
-    target: np.ndarray, budget: int, seed: int, all_threads: bool = False
+    target: np.ndarray, budget: int, seed: int, all_threads: bool = False, **params: Any
 ) -> list[tuple[float, int, float]]:
     from artgraph import Context
     from artgraph.nodes.search import genomes
@@ -156,7 +173,7 @@ def artgraph_search(
     objective.compute_bound = all_threads  # True: keep PyTorch's threads, as for a VGG objective
     genome = genomes.triangles(TRIANGLES, ALPHA_MAX, "white", "auto")
     generations = (budget - POPULATION) // (POPULATION - ELITE)
-    _, _, history = genetic(ctx, genome, objective, population=POPULATION, generations=generations, seed=seed)
+    _, _, history = genetic(ctx, genome, objective, population=POPULATION, generations=generations, **params)
     evaluations = [POPULATION + g * (POPULATION - ELITE) for g in history["generation"][1:]]
     return [(t, e, b) for (t, b), e in zip(stamps, evaluations, strict=True)]
 
@@ -207,6 +224,56 @@ def compare_ga(budget: int, seeds: list[int]) -> dict[str, Any]:
             out[who]["gain_db_equal_evals"] = round(out[who]["psnr_db"] - out["peer"]["psnr_db"], 2)
             out[who]["gain_db_equal_time"] = round(out[who]["psnr_db_at_peer_time"] - out["peer"]["psnr_db"], 2)
     return out
+
+
+# -- the budget sweep -----------------------------------------------------------------
+
+
+def at_budget(trace: list[tuple[float, int, float]], budget: int) -> tuple[float, float]:
+    """(best mse, seconds) after the last generation within ``budget`` evaluations."""
+    within = [step for step in trace if step[1] <= budget]
+    return within[-1][2], within[-1][0]
+
+
+def budget_sweep(budgets: list[int], photos: list[str], seeds: list[int], old_sigma: bool) -> dict[str, Any]:
+    """``evolve.genetic``'s defaults against the peer at each budget (and the old fixed sigma)."""
+    runs: dict[tuple[str, int], list[tuple[float, float]]] = {}  # (who, budget) -> [(psnr, seconds)]
+    by_photo: dict[tuple[str, int], list[dict[str, float]]] = {}  # (photo, budget) -> [{who: psnr}] per seed
+    for photo in photos:
+        target = load_target(SIZE, photo)
+        for seed in seeds:
+            peer = peer_search(target, max(budgets), seed)
+            old = artgraph_search(target, max(budgets), seed, mutation_sigma=0.1) if old_sigma else None
+            for budget in budgets:
+                mse, seconds = at_budget(peer, budget)
+                runs.setdefault(("peer", budget), []).append((psnr(mse), seconds))
+                mse, seconds = at_budget(artgraph_search(target, budget, seed), budget)
+                runs.setdefault(("artgraph", budget), []).append((psnr(mse), seconds))
+                if old is not None:
+                    mse, seconds = at_budget(old, budget)
+                    runs.setdefault(("artgraph_sigma_0.1", budget), []).append((psnr(mse), seconds))
+                mine = {who: round(runs[(who, budget)][-1][0], 2) for who in ("peer", "artgraph")}
+                by_photo.setdefault((photo, budget), []).append(mine)
+                print(f"sweep {photo} seed {seed} {budget}: {mine}", file=sys.stderr)
+    rows = []
+    for budget in budgets:
+        row: dict[str, Any] = {"budget": budget}
+        for who in ("peer", "artgraph", "artgraph_sigma_0.1"):
+            if (who, budget) in runs:
+                done = runs[(who, budget)]
+                row[who] = {
+                    "psnr_db": round(statistics.mean(p for p, _ in done), 2),
+                    "s": round(statistics.mean(t for _, t in done), 2),
+                }
+        pairs = list(zip(runs[("artgraph", budget)], runs[("peer", budget)], strict=True))
+        row["gain_db"] = round(row["artgraph"]["psnr_db"] - row["peer"]["psnr_db"], 2)
+        row["artgraph_won"] = f"{sum(a >= p for (a, _), (p, _) in pairs)}/{len(pairs)}"
+        row["gain_db_by_photo"] = {
+            photo: round(statistics.mean(r["artgraph"] - r["peer"] for r in by_photo[(photo, budget)]), 2)
+            for photo in photos
+        }
+        rows.append(row)
+    return {"photos": photos, "seeds": len(seeds), "budgets": rows}
 
 
 # -- batched VGG scoring ----------------------------------------------------------------
@@ -288,6 +355,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-vgg", action="store_true")
     parser.add_argument("--no-tour", action="store_true")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the budget sweep")
+    parser.add_argument("--sweep-seeds", type=int, default=2)
+    parser.add_argument("--old-sigma", action="store_true", help="the sweep also runs the old fixed sigma, 0.1")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="artgraph's device")
     args = parser.parse_args(argv)
     global DEVICE
@@ -303,6 +373,13 @@ def main(argv: list[str]) -> None:
         "load_before": load(),
         "genetic": {"budget": budget, "seeds": len(seeds), **compare_ga(budget, seeds)},
     }
+    if not args.no_sweep:
+        figures["budget_sweep"] = budget_sweep(
+            [300, 700] if args.quick else list(SWEEP_BUDGETS),
+            ["astronaut"] if args.quick else list(SWEEP_PHOTOS),
+            list(range(1 if args.quick else args.sweep_seeds)),
+            args.old_sigma,
+        )
     if not args.no_vgg:
         figures["vgg_scoring"] = vgg_batching(8 if args.quick else 32, 64, 1 if args.quick else 3)
     if not args.no_tour:
@@ -319,6 +396,9 @@ def targets(figures: dict[str, Any]) -> dict[str, Any]:
         "psnr_at_equal_evals_vs_peer": {"met": ga["artgraph"]["gain_db_equal_evals"] >= 0},
         "psnr_at_equal_time_vs_peer": {"met": ga["artgraph"]["gain_db_equal_time"] >= 0},
     }
+    if "budget_sweep" in figures:
+        gains = [row["gain_db"] for row in figures["budget_sweep"]["budgets"]]
+        out["genetic_at_every_budget_vs_peer"] = {"met": all(g >= 0 for g in gains), "gains_db": gains}
     if "vgg_scoring" in figures:
         out["vgg_batched_several_times_faster"] = {"met": figures["vgg_scoring"]["speedup"] >= 3.0}
     if "ant_colony" in figures:

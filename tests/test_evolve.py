@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -15,7 +16,7 @@ import artgraph
 from artgraph import FunctionObjective, NodeError, load_graph
 from artgraph.nodes import search as evolve
 from artgraph.nodes._tensorfile import write_safetensors
-from artgraph.nodes.search import genomes
+from artgraph.nodes.search import genetic_algorithm, genomes
 from artgraph.nodes.style import objectives
 from tests.conftest import make_ctx
 
@@ -260,11 +261,54 @@ def test_the_render_follows_the_target_aspect_and_output_size():
     assert image.shape == (1, 3, 32, 64)
 
 
-def test_genetic_checkpoint_resume_continues_identically(tmp_path):
+class _Interrupt(Exception):
+    pass
+
+
+class _StopAfter:
+    """A progress reporter that interrupts the run at its ``count``-th update (as Ctrl-C would)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __call__(self, total: int, desc: str) -> _StopAfter:
+        return self
+
+    def __enter__(self) -> _StopAfter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def update(self, n: int = 1, **metrics: float) -> None:
+        self.count -= n
+        if self.count <= 0:
+            raise _Interrupt
+
+
+@pytest.mark.parametrize("sigma", [None, 0.1])
+def test_genetic_checkpoint_resume_continues_identically(tmp_path, sigma):
+    # The default sigma follows the planned generations, so the run is interrupted, not shortened.
     checkpoint = str(tmp_path / "ga.safetensors")
-    _, best_whole, history_whole = _ga(generations=6)
-    _ga(generations=3, checkpoint=checkpoint, checkpoint_every=3)
-    _, best, history = _ga(generations=6, resume=checkpoint)
+    _, best_whole, history_whole = _ga(generations=6, mutation_sigma=sigma)
+    genome, objective = genomes.triangles(10, 0.6, "white", "auto"), objectives.objective_pixel(target(), "mse", 1.0)
+    with pytest.raises(_Interrupt):  # interrupted in generation 4, after the checkpoint of generation 3
+        evolve.genetic(
+            make_ctx(progress=_StopAfter(4)),
+            genome,
+            objective,
+            population=12,
+            generations=6,
+            size=16,
+            mutation_sigma=sigma,
+            checkpoint=checkpoint,
+            checkpoint_every=3,
+        )
+    _, best, history = _ga(generations=6, resume=checkpoint, mutation_sigma=sigma)
+    assert history["generation"][:4] == [0, 1, 2, 3] and len(history["generation"]) == 7
     assert torch.equal(best, best_whole)
     assert history == history_whole
 
@@ -305,6 +349,53 @@ def test_a_tampered_checkpoint_is_refused_in_one_line(tmp_path):
         write_safetensors(tampered, {**tensors, **change.get("tensors", {})}, {**meta, **change.get("meta", {})})
         with pytest.raises(NodeError, match=message):
             _ga(generations=3, resume=str(tampered))
+
+
+def test_the_default_sigma_falls_from_big_steps_to_small_over_the_budget():
+    start, end = genetic_algorithm.SIGMA_SCHEDULE
+    assert (start, end) == (0.5, 0.05)
+    for generations in (2, 165, 4165):  # about 2,000 and 50,000 evaluations with the defaults
+        sigmas = [genetic_algorithm.annealed_sigma(g, generations) for g in range(generations)]
+        assert sigmas[0] == pytest.approx(start) and sigmas[-1] == pytest.approx(end)
+        assert all(b < a for a, b in itertools.pairwise(sigmas))
+    # geometric: halfway through, the geometric mean of the ends
+    assert genetic_algorithm.annealed_sigma(50, 101) == pytest.approx(math.sqrt(start * end))
+    # it follows the budget: at the same generation, a longer run still takes bigger steps
+    assert (
+        genetic_algorithm.annealed_sigma(100, 165)
+        < genetic_algorithm.annealed_sigma(100, 1665)
+        < genetic_algorithm.annealed_sigma(100, 4165)
+    )
+    assert genetic_algorithm.annealed_sigma(0, 1) == start and genetic_algorithm.annealed_sigma(0, 0) == start
+
+
+def _sigmas(monkeypatch, **params) -> list[float]:
+    """The mutation sigma each generation of ``_ga(**params)`` used."""
+    seen: list[float] = []
+    breed = genetic_algorithm.next_generation
+
+    def spy(genome, population, scores, settings, generator):
+        seen.append(settings.mutation_sigma)
+        return breed(genome, population, scores, settings, generator)
+
+    monkeypatch.setattr(genetic_algorithm, "next_generation", spy)
+    _ga(**params)
+    monkeypatch.undo()
+    return seen
+
+
+def test_the_default_sigma_follows_the_schedule_and_a_set_sigma_stays(monkeypatch):
+    assert _sigmas(monkeypatch, generations=9) == [genetic_algorithm.annealed_sigma(g, 9) for g in range(9)]
+    assert _sigmas(monkeypatch, generations=9, mutation_sigma=0.1) == [0.1] * 9
+    assert _sigmas(monkeypatch, generations=9, mutation_sigma=0.5) == [0.5] * 9
+
+
+def test_the_default_sigma_beats_the_old_fixed_one_at_a_small_budget():
+    # 10 triangles, 60 generations of 12 pictures (about 730 evaluations), three seeds
+    genome = genomes.triangles(10, 0.6, "white", "auto")
+    scheduled = [_ga(seed, genome=genome, generations=60)[2]["best"][-1] for seed in range(3)]
+    fixed = [_ga(seed, genome=genome, generations=60, mutation_sigma=0.1)[2]["best"][-1] for seed in range(3)]
+    assert sum(scheduled) < 0.9 * sum(fixed)
 
 
 # -- simulated annealing -------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -16,6 +16,8 @@ from .harness import _CHECKPOINT_PARAMS, _INPUTS, _SIZE_PARAMS, SearchState, _ou
 
 #: The default mutation rate changes this many genes per child, on average.
 FIVE_GENES = 5.0
+#: The default mutation sigma falls geometrically over the run from the first to the second.
+SIGMA_SCHEDULE = (0.5, 0.05)
 
 
 def _finite_mean(scores: torch.Tensor) -> float:
@@ -63,6 +65,21 @@ def next_generation(
     return elite, children
 
 
+def annealed_sigma(step: int, generations: int) -> float:
+    """The default mutation sigma of generation ``step`` (0-based) of ``generations``.
+
+    It falls geometrically from ``start`` in the first generation to ``end`` in the
+    last (``SIGMA_SCHEDULE``): ``start · (end / start) ** (step / (generations − 1))``. The schedule
+    follows the budget: at 2,000 evaluations the whole run is spent in big steps
+    that find where the shapes go, at 50,000 most of it refines them.
+    """
+    start, end = SIGMA_SCHEDULE
+    if generations <= 1:
+        return start
+    share = min(max(step / (generations - 1), 0.0), 1.0)
+    return start * (end / start) ** share
+
+
 def _check_genetic(params: Mapping[str, object]) -> list[tuple[str, str]]:
     problems = []
     population, elite, size = params.get("population"), params.get("elite"), params.get("tournament")
@@ -90,7 +107,13 @@ def _check_genetic(params: Mapping[str, object]) -> list[tuple[str, str]]:
         "mutation_rate": Param(
             FloatT, None, min=0.0, max=1.0, description="chance that a gene is mutated; default 5 / genes"
         ),
-        "mutation_sigma": Param(FloatT, 0.1, min=0.0, max=1.0, description="std of the Gaussian mutation"),
+        "mutation_sigma": Param(
+            FloatT,
+            None,
+            min=0.0,
+            max=1.0,
+            description="std of the Gaussian mutation; default falls from 0.5 to 0.05 over the generations",
+        ),
         "elite": Param(Int, 4, min=0, description="best individuals copied unchanged"),
         "patience": Param(Int, 0, min=0, description="stop after N generations without improvement (0: never)"),
         **_CHECKPOINT_PARAMS,
@@ -110,7 +133,7 @@ def genetic(
     crossover: str = "uniform",
     crossover_rate: float = 0.5,
     mutation_rate: float | None = None,
-    mutation_sigma: float = 0.1,
+    mutation_sigma: float | None = None,
     elite: int = 4,
     patience: int = 0,
     checkpoint: str = "checkpoints/evolve.safetensors",
@@ -122,12 +145,17 @@ def genetic(
     The default mutation rate changes about five genes per child whatever the
     genome's size: 0.01 for 50 triangles (500 genes), which is what worked best
     there; a fixed rate would scramble big genomes and barely touch small ones.
+    The default mutation sigma follows the budget (:func:`annealed_sigma`): it
+    falls from 0.5 to 0.05 over ``generations``, so the run explores first and
+    refines last whatever its length. A ``mutation_sigma`` that is set stays fixed.
     """
     if mutation_rate is None:
         mutation_rate = min(1.0, FIVE_GENES / genome.dims)
+    scheduled = mutation_sigma is None
+    sigma = annealed_sigma(0, generations) if mutation_sigma is None else mutation_sigma
     search = _Search(ctx, "genetic", genome, objective, size, checkpoint, checkpoint_every)
     score, rng = search.score, search.rng
-    settings = GeneticSettings(tournament, crossover, crossover_rate, mutation_rate, mutation_sigma, elite)
+    settings = GeneticSettings(tournament, crossover, crossover_rate, mutation_rate, sigma, elite)
     with search.running():
         if resume:
             state = search.resume(resume)
@@ -147,6 +175,8 @@ def genetic(
                 if patience and state.stale >= patience:
                     ctx.log.info("no improvement in %d generations; stopped at generation %d", patience, state.step)
                     break
+                if scheduled:
+                    settings = replace(settings, mutation_sigma=annealed_sigma(state.step, generations))
                 elite_index, children = next_generation(genome, state.population, state.scores, settings, rng)
                 child_scores = score(children)
                 state.population = torch.cat([state.population[elite_index], children])
