@@ -62,6 +62,8 @@ import torch
 from machine import load, machine  # bench/machine.py: where a bench ran
 from PIL import Image, ImageDraw, ImageOps
 
+from artgraph.progress import ProgressBase
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "graphs" / "assets" / "astronaut.jpg"
 #: The budget sweep's photos: the astronaut's face (as ``load_target``) and the whole cameraman.
@@ -139,20 +141,11 @@ def peer_search(target: np.ndarray, budget: int, seed: int) -> list[tuple[float,
 # -- artgraph ---------------------------------------------------------------------------
 
 
-class _Stamps:
+class _Stamps(ProgressBase):
     """A progress reporter that stamps the time and best score at every generation."""
 
     def __init__(self, trace: list[tuple[float, float]]) -> None:
         self.trace, self.start = trace, time.perf_counter()
-
-    def __enter__(self) -> _Stamps:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def update(self, n: int = 1, **metrics: float) -> None:
         self.trace.append((time.perf_counter() - self.start, metrics["best"]))

@@ -66,6 +66,8 @@ import torch
 from machine import load, machine  # bench/machine.py: where a bench ran
 from torch import nn
 
+from artgraph.progress import ProgressBase
+
 Z_DIM = 100
 BATCH = 64
 #: (rounds, steps per run) per architecture; mlp steps are ~10x cheaper than dcgan's.
@@ -99,7 +101,7 @@ class Stamps:
         return (self.cpu[-1] - self.cpu[0]) / (len(self.cpu) - 1)
 
 
-class StampProgress:
+class StampProgress(ProgressBase):
     """A silent progress reporter that stamps the time at each ``update`` (one per gan.train step)."""
 
     def __init__(self, stamps: Stamps) -> None:
@@ -107,15 +109,6 @@ class StampProgress:
 
     def update(self, n: int = 1, **metrics: float) -> None:
         self.stamps.stamp()
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> StampProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 # -- the plain loops (no artgraph) ---------------------------------------------------

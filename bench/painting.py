@@ -59,6 +59,8 @@ import torch
 from machine import load, machine  # bench/machine.py: where a bench ran
 from PIL import Image, ImageOps
 
+from artgraph.progress import ProgressBase
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "graphs" / "assets"
 PHOTOS = {"astronaut": "astronaut.jpg", "camera": "camera.jpg", "cat": "chelsea.jpg"}
@@ -171,20 +173,11 @@ def reference_paint(target: np.ndarray, candidates: int, climb: int, seed: int) 
 # -- artgraph ---------------------------------------------------------------------------------
 
 
-class _Stamps:
+class _Stamps(ProgressBase):
     """A progress reporter that stamps the time and best score at every step."""
 
     def __init__(self, trace: list[tuple[float, float]]) -> None:
         self.trace, self.start = trace, time.perf_counter()
-
-    def __enter__(self) -> _Stamps:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def update(self, n: int = 1, **metrics: float) -> None:
         self.trace.append((time.perf_counter() - self.start, metrics["best"]))

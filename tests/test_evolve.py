@@ -18,6 +18,7 @@ from artgraph.nodes import search as evolve
 from artgraph.nodes._tensorfile import write_safetensors
 from artgraph.nodes.search import genetic_algorithm, genomes
 from artgraph.nodes.style import objectives
+from artgraph.progress import ProgressBase
 from tests.conftest import make_ctx
 
 RENDERERS = ("pil", "torch")
@@ -265,7 +266,7 @@ class _Interrupt(Exception):
     pass
 
 
-class _StopAfter:
+class _StopAfter(ProgressBase):
     """A progress reporter that interrupts the run at its ``count``-th update (as Ctrl-C would)."""
 
     def __init__(self, count: int) -> None:
@@ -273,15 +274,6 @@ class _StopAfter:
 
     def __call__(self, total: int, desc: str) -> _StopAfter:
         return self
-
-    def __enter__(self) -> _StopAfter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def update(self, n: int = 1, **metrics: float) -> None:
         self.count -= n
