@@ -309,3 +309,16 @@ def test_zero_shapes_is_refused(tmp_path):
         load_graph(spec, base_dir=tmp_path)
     with pytest.raises(NodeError, match="at least one triangle"):
         genomes.triangles(0, 0.5, "white", "auto")
+
+
+def test_moves_take_turns_at_four_sizes_and_shrink_over_the_climb():
+    from artgraph.nodes.search.greedy import CLIMB_DECAY, move_scales
+
+    scales = move_scales(9, 0.4)
+    envelope = 0.4 * CLIMB_DECAY ** (torch.arange(9) / 8)  # from sigma down to CLIMB_DECAY of it
+    turns = torch.tensor([1.0, 0.5, 0.25, 0.125, 1.0, 0.5, 0.25, 0.125, 1.0])
+    assert torch.allclose(scales, envelope * turns)
+    assert float(scales[0]) == pytest.approx(0.4) and float(scales[-1]) == pytest.approx(0.4 * CLIMB_DECAY)
+    tops = scales[::4]  # the largest move of each turn shrinks
+    assert torch.all(tops[1:] < tops[:-1])
+    assert move_scales(1, 0.4).tolist() == pytest.approx([0.4])  # a single move: no shrinking

@@ -21,7 +21,9 @@ candidates are uniformly random.
 
 A mutation moves one gene, or one of the genome's points (a corner's x and y
 together), by N(0, s²); the mutations take turns at four sizes of move, s =
-``sigma``, ``sigma``/2, /4 and /8, so every round both explores and refines.
+``sigma``, ``sigma``/2, /4 and /8, so every round both explores and refines, and
+the whole cycle shrinks to a quarter over each shape's climb (explore first,
+refine last, as evolve.genetic's schedule does over a run).
 
 The pictures are drawn as the genome's ``torch`` renderer draws them (pixel
 centres), whatever its ``renderer``: the output image is exactly the picture
@@ -45,6 +47,10 @@ from .harness import _CHECKPOINT_PARAMS, _INPUTS, _SIZE_PARAMS, Scorer, SearchSt
 OPACITY_LEVELS = (0.25, 0.5, 0.75, 1.0)
 #: Mutations take turns at this many sizes of move: sigma, sigma/2, sigma/4, sigma/8.
 MOVE_SIZES = 4
+#: Over one shape's climb the moves shrink to this share of their first size (measured at 64 px,
+#: 50 triangles, 3 photos × 2 seeds: +0.1 to +0.65 dB over a fixed cycle at 20,000 scored
+#: shapes, within ±0.2 dB at 4,800).
+CLIMB_DECAY = 0.25
 
 
 class Painter:
@@ -146,6 +152,15 @@ def partners(genome: Genome) -> torch.Tensor:
     return partner
 
 
+def move_scales(climb: int, sigma: float) -> torch.Tensor:
+    """The size (std) of each of ``climb`` mutations: they take turns at ``sigma``, /2, /4 and
+    /8, and the whole cycle shrinks geometrically to ``CLIMB_DECAY`` of itself over the climb —
+    explore while the shape is rough, refine once it has found its place."""
+    step = torch.arange(climb)
+    cycle = torch.exp2(-(step % MOVE_SIZES).float())
+    return sigma * cycle * CLIMB_DECAY ** (step / max(climb - 1, 1))
+
+
 def best_shape(
     painter: Painter,
     candidates: int,
@@ -163,8 +178,7 @@ def best_shape(
     best, best_score = shapes[pick], float(scores[pick])
     genes, partner = painter.mutable_genes, partners(genome)
     which = genes[torch.randint(0, len(genes), (climb,), generator=generator)]
-    scale = sigma * torch.exp2(-(torch.arange(climb) % MOVE_SIZES).float()).unsqueeze(1)
-    noise = torch.randn(climb, 2, generator=generator) * scale
+    noise = torch.randn(climb, 2, generator=generator) * move_scales(climb, sigma).unsqueeze(1)
     for start in range(0, climb, batch):
         if ctx is not None:
             ctx.stop_if_cancelled()
