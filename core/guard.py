@@ -5,7 +5,9 @@ An ASGI middleware in front of ``artgraph serve`` and ``artgraph view``:
 - **Host.** On loopback, a request must name a loopback host: a hostile web page
   whose own name was pointed at 127.0.0.1 (DNS rebinding) is refused.
 - **Origin.** A request a browser sends from a page of another origin is refused,
-  so a web page you visit cannot drive your server.
+  so a web page you visit cannot drive your server. Behind a reverse proxy, the
+  public address (``--allow-origin https://art.example.org``) is let through, its
+  host name too.
 - **Token.** With a token, every route but the public ones needs it: as
   ``Authorization: Bearer TOKEN``, or as the session cookie a browser got by
   opening a page with ``?token=TOKEN`` (as Jupyter does). The cookie holds a
@@ -22,7 +24,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,8 +49,12 @@ def error(status: int, detail: str, headers: Mapping[str, str] | None = None) ->
 class Guard:
     """ASGI middleware; pure ASGI rather than a FastAPI middleware so that streams pass untouched."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, loopback: bool) -> None:
+    def __init__(self, app: ASGIApp, *, token: str | None, loopback: bool, origins: tuple[str, ...] = ()) -> None:
         self.app, self.token, self.loopback = app, token, loopback
+        #: Pages of these origins (a reverse proxy's public address) may ask, and their host
+        #: names are accepted as Host on a loopback server.
+        self.origins = frozenset(o.rstrip("/") for o in origins)
+        self.hosts = LOOPBACK_NAMES | {hostname(urlsplit(o).netloc) for o in self.origins}
         self._session = session_digest(token) if token else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,10 +76,10 @@ class Guard:
     def answer(self, scope: Scope, headers: dict[str, str]) -> Response | None:
         """A response that ends the request here (a refusal, a redirect), or None to go on."""
         host = headers.get("host", "")
-        if self.loopback and hostname(host) not in LOOPBACK_NAMES:
+        if self.loopback and hostname(host) not in self.hosts:
             return error(403, f"Host {host!r} is not this machine; this server answers only on loopback")
         origin = headers.get("origin")
-        if origin is not None and origin != f"{scope.get('scheme', 'http')}://{host}":
+        if origin is not None and origin != f"{scope.get('scheme', 'http')}://{host}" and origin not in self.origins:
             return error(403, f"requests from the page at {origin!r} are refused (not this server's origin)")
         if self.token is None:
             return None

@@ -16,6 +16,7 @@ import socket
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -35,6 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto | cpu | cuda | cuda:N | mps; a comma list runs one worker per device (cuda:0,cuda:1)",
     )
     parser.add_argument("--max-queue", type=int, metavar="N", help="refuse new jobs (429) while N are queued")
+    parser.add_argument(
+        "--allow-origin",
+        dest="origins",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="the public address of a reverse proxy in front of this server (https://art.example.org): "
+        "its pages may use the API (repeatable)",
+    )
     parser.add_argument(
         "--executor",
         choices=("local", "ray"),
@@ -81,6 +91,10 @@ def serve(args: argparse.Namespace) -> int:
             f"--host {args.host} lets other machines connect: give a --token (or set ARTGRAPH_TOKEN), "
             "or listen on 127.0.0.1"
         )
+    for origin in args.origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            return refuse(f"--allow-origin {origin!r}: give a scheme and host only, e.g. https://art.example.org")
     if not 0 <= args.port <= 65535:
         return refuse(f"--port must be 0-65535, got {args.port}")
     if args.max_queue is not None and args.max_queue < 1:
@@ -136,7 +150,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     page = f"http://{shown_host}:{port}/" + (f"?token={token}" if token else "")
     print(f"  watch the jobs in a browser: {page}", file=sys.stderr, flush=True)
-    app = create_app(service, token=token, loopback=loopback)
+    app = create_app(service, token=token, loopback=loopback, origins=tuple(args.origins))
     verbose = logging.getLogger().isEnabledFor(logging.INFO)
     config = uvicorn.Config(
         app,

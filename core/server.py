@@ -84,8 +84,11 @@ class JobRequest(BaseModel):
     id: str | None = Field(default=None, description="your own id for the job: 1-64 letters, digits, '-', '_'")
 
 
-def create_app(service: Service, *, token: str | None = None, loopback: bool = True) -> ASGIApp:
-    """The ASGI app of ``artgraph serve``: ``loopback`` when it listens only on this machine."""
+def create_app(
+    service: Service, *, token: str | None = None, loopback: bool = True, origins: tuple[str, ...] = ()
+) -> ASGIApp:
+    """The ASGI app of ``artgraph serve``: ``loopback`` when it listens only on this machine;
+    ``origins``: public addresses it is served at through a reverse proxy."""
 
     async def stop() -> None:
         # Shutting down (Ctrl-C, SIGTERM): the running jobs pause and go back to the queue.
@@ -95,7 +98,7 @@ def create_app(service: Service, *, token: str | None = None, loopback: bool = T
     app = _app("Run artgraph graphs as jobs: queue, follow, fetch, cancel.", stop)
     _write_routes(app, service)
     _read_routes(app, service)
-    return Guard(app, token=token, loopback=loopback)
+    return Guard(app, token=token, loopback=loopback, origins=origins)
 
 
 def create_view_app(runs: Runs, *, token: str | None) -> ASGIApp:

@@ -112,6 +112,8 @@ def test_listening_off_this_machine_needs_a_token(tmp_path):
     refused = cli("serve", "--host", "0.0.0.0", "--port", "0", "--data", str(tmp_path / "d"))
     assert refused.returncode == 2 and "--token" in refused.stderr
     assert "Traceback" not in refused.stderr
+    odd = cli("serve", "--port", "0", "--data", str(tmp_path / "d"), "--allow-origin", "art.example.org/x")
+    assert odd.returncode == 2 and "--allow-origin" in odd.stderr and "Traceback" not in odd.stderr
 
 
 def test_kill_9_with_a_running_and_a_queued_job_loses_neither(data):

@@ -365,3 +365,14 @@ def test_deeply_nested_bodies_are_refused_not_recursed_into(client, depth):
         answer = client.post("/jobs", content=body, headers={"Content-Type": "application/json"})
         assert answer.status_code in (400, 422), (depth, answer.text[:200])
     assert client.get("/health").status_code == 200
+
+
+def test_behind_a_reverse_proxy_its_public_address_is_let_through_and_no_other(service):
+    app = create_app(service, token=TOKEN, origins=("https://art.example.org",))
+    with TestClient(app, base_url="https://art.example.org", headers=AUTH) as proxied:
+        page = {"Origin": "https://art.example.org"}
+        assert proxied.get("/jobs", headers=page).status_code == 200  # Host and Origin: the public ones
+        assert proxied.get("/jobs", headers={"Origin": "https://evil.example"}).status_code == 403
+        rebound = proxied.get("/jobs", headers={"Host": "evil.example", "Origin": "https://evil.example"})
+        assert rebound.status_code == 403
+        assert proxied.get("/jobs", headers={"Host": "127.0.0.1:8765"}).status_code == 200  # the proxy itself
