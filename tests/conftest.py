@@ -269,6 +269,31 @@ def data(tmp_path: Path, tiny_png: Path) -> Path:
     return folder
 
 
+# --- the searches' small cases -------------------------------------------------------
+
+
+def paint_target(size: int = 16) -> torch.Tensor:
+    """A picture a few shapes can approximate: a dark disc on a light ramp, ``[1, 3, size, size]``."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    disc = ((x - 0.4) ** 2 + (y - 0.5) ** 2 < 0.08).float()
+    return torch.stack([0.9 - 0.5 * disc, 0.3 + 0.6 * x * (1 - disc), 0.8 * y]).unsqueeze(0).clamp(0, 1)
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def small_genomes(count: int = 6) -> list[Any]:
+    """One genome of each kind, ``count`` shapes each."""
+    from artgraph.nodes.search import genomes
+
+    return [
+        genomes.triangles(count, 0.8, "white", "auto"),
+        genomes.circles(count, 0.8, "black", "auto", 0.4),
+        genomes.strokes(count, 0.9, "#808080", "auto", 0.6, 0.2),
+    ]
+
+
 # --- calling nodes directly -----------------------------------------------------------
 
 

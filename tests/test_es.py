@@ -16,12 +16,7 @@ from artgraph.nodes.search import genomes
 from artgraph.nodes.search.evolution_strategy import ALGORITHMS, es
 from artgraph.nodes.style import objectives
 from tests.conftest import make_ctx
-
-
-def target(size: int = 16) -> torch.Tensor:
-    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    disc = ((x - 0.4) ** 2 + (y - 0.5) ** 2 < 0.08).float()
-    return torch.stack([0.9 - 0.5 * disc, 0.3 + 0.6 * x * (1 - disc), 0.8 * y]).unsqueeze(0).clamp(0, 1)
+from tests.conftest import paint_target as target
 
 
 def evolve(seed: int = 0, **params):

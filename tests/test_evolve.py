@@ -20,12 +20,10 @@ from artgraph.nodes.search import genetic_algorithm, genomes
 from artgraph.nodes.style import objectives
 from artgraph.progress import ProgressBase
 from tests.conftest import make_ctx
+from tests.conftest import paint_target as target
+from tests.conftest import seeded as gen
 
 RENDERERS = ("pil", "torch")
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def every_genome(renderer: str = "auto") -> list[genomes.Genome]:
@@ -34,13 +32,6 @@ def every_genome(renderer: str = "auto") -> list[genomes.Genome]:
         genomes.circles(20, 0.6, "black", renderer, 0.3),
         genomes.strokes(30, 0.8, "#808080", renderer, 0.4, 0.1),
     ]
-
-
-def target(size: int = 16) -> torch.Tensor:
-    """A picture a few shapes can approximate: a dark disc on a light ramp."""
-    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    disc = ((x - 0.4) ** 2 + (y - 0.5) ** 2 < 0.08).float()
-    return torch.stack([0.9 - 0.5 * disc, 0.3 + 0.6 * x * (1 - disc), 0.8 * y]).unsqueeze(0).clamp(0, 1)
 
 
 # -- renderers ------------------------------------------------------------------------

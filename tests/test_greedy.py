@@ -20,27 +20,11 @@ from artgraph.nodes.search.greedy import OPACITY_LEVELS, Painter, greedy, mutate
 from artgraph.nodes.style import objectives
 from artgraph.progress import SilentProgress
 from tests.conftest import make_ctx
+from tests.conftest import paint_target as target
+from tests.conftest import seeded as gen
+from tests.conftest import small_genomes as every_genome
 
 CPU = torch.device("cpu")
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def target(size: int = 16) -> torch.Tensor:
-    """A picture a few shapes can approximate: a dark disc on a light ramp."""
-    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    disc = ((x - 0.4) ** 2 + (y - 0.5) ** 2 < 0.08).float()
-    return torch.stack([0.9 - 0.5 * disc, 0.3 + 0.6 * x * (1 - disc), 0.8 * y]).unsqueeze(0).clamp(0, 1)
-
-
-def every_genome(count: int = 6) -> list[genomes.Genome]:
-    return [
-        genomes.triangles(count, 0.8, "white", "auto"),
-        genomes.circles(count, 0.8, "black", "auto", 0.4),
-        genomes.strokes(count, 0.9, "#808080", "auto", 0.6, 0.2),
-    ]
 
 
 def paint(seed: int = 0, ctx: Context | None = None, **params):

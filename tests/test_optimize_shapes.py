@@ -17,25 +17,9 @@ from artgraph.nodes.search.polish import shapes
 from artgraph.nodes.search.soft_render import SOFT_END, SOFT_START, soft_render, softness
 from artgraph.nodes.style import objectives
 from tests.conftest import make_ctx
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def target(size: int = 16) -> torch.Tensor:
-    """A dark disc on a light ramp (as tests/test_greedy.py paints)."""
-    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    disc = ((x - 0.4) ** 2 + (y - 0.5) ** 2 < 0.08).float()
-    return torch.stack([0.9 - 0.5 * disc, 0.3 + 0.6 * x * (1 - disc), 0.8 * y]).unsqueeze(0).clamp(0, 1)
-
-
-def every_genome(count: int = 6) -> list[genomes.Genome]:
-    return [
-        genomes.triangles(count, 0.8, "white", "auto"),
-        genomes.circles(count, 0.8, "black", "auto", 0.4),
-        genomes.strokes(count, 0.9, "#808080", "auto", 0.6, 0.2),
-    ]
+from tests.conftest import paint_target as target
+from tests.conftest import seeded as gen
+from tests.conftest import small_genomes as every_genome
 
 
 def polish(seed: int = 0, **params):

@@ -378,9 +378,11 @@ class Strokes(Genome):
         half_length, half_width = self._axes(geometry[..., 2], geometry[..., 4], max(height, width))
         return _ellipse_polygons(cx, cy, half_length, half_width, geometry[..., 3] * math.pi, _ELLIPSE_VERTICES)
 
-    def _coverage(
+    def _frame(
         self, geometry: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, height: int, width: int
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each pixel centre in each stroke's own axes, scaled so the outline is u² + v² = 1;
+        with the half length and half width (px)."""
         g = geometry.unsqueeze(-1).unsqueeze(-1)
         dx, dy = xs - g[:, :, 0] * width, ys - g[:, :, 1] * height
         angle = g[:, :, 3] * math.pi
@@ -388,18 +390,18 @@ class Strokes(Genome):
         half_length, half_width = self._axes(g[:, :, 2], g[:, :, 4], max(height, width))
         u = (dx * cos + dy * sin) / half_length
         v = (dy * cos - dx * sin) / half_width
+        return u, v, half_length, half_width
+
+    def _coverage(
+        self, geometry: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, height: int, width: int
+    ) -> torch.Tensor:
+        u, v, _, _ = self._frame(geometry, xs, ys, height, width)
         return (u * u + v * v <= 1.0).to(geometry.dtype)
 
     def signed_distance(
         self, geometry: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, height: int, width: int, scale: float = 1.0
     ) -> torch.Tensor:
-        g = geometry.unsqueeze(-1).unsqueeze(-1)
-        dx, dy = xs - g[:, :, 0] * width, ys - g[:, :, 1] * height
-        angle = g[:, :, 3] * math.pi
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        half_length, half_width = self._axes(g[:, :, 2], g[:, :, 4], max(height, width))
-        u = (dx * cos + dy * sin) / half_length
-        v = (dy * cos - dx * sin) / half_width
+        u, v, half_length, half_width = self._frame(geometry, xs, ys, height, width)
         # f = u² + v² − 1 is 0 on the outline; f / |∇f| (∇ in pixels) is the distance to it, to
         # first order, and the sign is the coverage's.
         slope = (2.0 / scale) * torch.sqrt((u / half_length) ** 2 + (v / half_width) ** 2 + 1e-12)
