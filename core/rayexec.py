@@ -26,6 +26,7 @@ import logging
 import math
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,6 +70,51 @@ def check_address(address: str | None) -> None:
             f"cannot reach the Ray cluster at {address}: {reason}",
             "start it with 'ray start --head' there, or check the address and the firewall",
         ) from None
+
+
+def join_ray(address: str | None) -> tuple[Any, bool]:
+    """Ray, joined at ``address`` or started here: (the module, whether this process started it)."""
+    ray = import_ray()
+    check_address(address)
+    owns = not ray.is_initialized()
+    if owns:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        except Exception as exc:
+            raise BatchError(f"cannot start or join Ray: {type(exc).__name__}: {exc}") from None
+    return ray, owns
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How many actors, what each asks Ray for, how many threads each uses, on which device."""
+
+    count: int
+    options: dict[str, Any]
+    threads: int
+    device: str
+
+
+def placement(ray: Any, workers: int | None, device: str, *, cpu_workers: Callable[[float], int]) -> Placement:
+    """One actor per GPU of the cluster (``num_gpus=1`` and a share of a CPU, so that they always
+    fit beside one another), or on a CPU-only cluster (or ``device`` cpu) ``workers`` actors
+    (default ``cpu_workers(cpus)``) sharing the CPUs, fractionally."""
+    resources = ray.cluster_resources()
+    cpus, gpus = float(resources.get("CPU", 1.0)), int(resources.get("GPU", 0))
+    if gpus > 0 and device in ("auto", "cuda"):
+        count = workers or gpus
+        if count > gpus:
+            raise BatchError(
+                f"--workers {count}, but the Ray cluster has {gpus} GPU{'s' if gpus != 1 else ''}",
+                f"one actor per GPU: give --workers {gpus} or fewer",
+            )
+        options: dict[str, Any] = {"num_gpus": 1, "num_cpus": min(1.0, cpus / count)}
+        on = "cuda"
+    else:
+        count = workers or cpu_workers(cpus)
+        options = {"num_gpus": 0, "num_cpus": cpus / count}
+        on = "cpu" if device in ("auto", "cuda") else device
+    return Placement(count, options, max(1, math.floor(cpus / count)), on)
 
 
 class BatchActor:
@@ -116,39 +162,15 @@ class RayPool:
         threads: int | None = None,
         start_timeout: float = START_TIMEOUT,
     ) -> None:
-        ray = import_ray()
-        check_address(address)
+        ray, self.owns_ray = join_ray(address)
         self.ray, self.setup, self.start_timeout = ray, setup, start_timeout
-        self.owns_ray = not ray.is_initialized()
-        if self.owns_ray:
-            try:
-                ray.init(
-                    address=address,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                )
-            except Exception as exc:
-                raise BatchError(f"cannot start or join Ray: {type(exc).__name__}: {exc}") from None
-        resources = ray.cluster_resources()
-        cpus = float(resources.get("CPU", 1.0))
-        gpus = int(resources.get("GPU", 0))
-        use_gpus = gpus > 0 and (setup.device in ("auto", "cuda"))
-        if use_gpus:
-            count = workers or gpus
-            if count > gpus:
-                self._shutdown()
-                raise BatchError(
-                    f"--workers {count}, but the Ray cluster has {gpus} GPU{'s' if gpus != 1 else ''}",
-                    f"one actor per GPU: give --workers {gpus} or fewer",
-                )
-            share = min(1.0, cpus / count)
-            self._options: dict[str, Any] = {"num_gpus": 1, "num_cpus": share}
-        else:
-            count = workers or max(1, int(cpus) // 4)
-            share = cpus / count
-            self._options = {"num_gpus": 0, "num_cpus": share}
-        self._threads = threads or max(1, math.floor(cpus / count))
+        try:
+            place = placement(ray, workers, setup.device, cpu_workers=lambda cpus: max(1, int(cpus) // 4))
+        except BatchError:
+            self._shutdown()
+            raise
+        count, self._options = place.count, place.options
+        self._threads = threads or place.threads
         self._remote = ray.remote(BatchActor)
         self._actors: dict[int, _Actor] = {}
         self._infos: dict[int, dict[str, Any]] = {}

@@ -17,15 +17,13 @@ actor is replaced.
 
 from __future__ import annotations
 
-import logging
-import math
 import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
 from .jobstore import Job
-from .rayexec import check_address, import_ray
+from .rayexec import join_ray, placement
 from .worker import CANCEL_POLL, JobRunner, Outcome, WorkerLost
 
 #: The file in the data folder that tells an actor it sees the server's own folder.
@@ -74,35 +72,27 @@ class RayExecutor:
     """The actors of one server: started (or joined) when the server starts, one per worker."""
 
     def __init__(self, data: Path, *, workers: int | None, address: str | None, device: str) -> None:
-        ray = import_ray()
-        check_address(address)
-        self.ray, self.data, self.device = ray, data, device
-        self.owns_ray = not ray.is_initialized()
-        if self.owns_ray:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        resources = ray.cluster_resources()
-        cpus, gpus = float(resources.get("CPU", 1.0)), int(resources.get("GPU", 0))
-        if gpus > 0 and device in ("auto", "cuda"):
-            self.count = workers or gpus
-            self.options: dict[str, Any] = {"num_gpus": 1, "num_cpus": min(1.0, cpus / self.count)}
-            self.actor_device = "cuda"
-        else:
-            self.count = workers or 1
-            self.options = {"num_gpus": 0, "num_cpus": cpus / self.count}
-            self.actor_device = "cpu" if device in ("auto", "cuda") else device
-        self.threads = max(1, math.floor(cpus / self.count))
+        self.ray, self.owns_ray = join_ray(address)
+        self.data, self.device = data, device
+        try:
+            place = placement(self.ray, workers, device, cpu_workers=lambda cpus: 1)
+        except BaseException:
+            self.shutdown()
+            raise
+        self.placement = place
         self.token = secrets.token_hex(16)
         from .files import atomic_path
 
         with atomic_path(data / MARKER, confined=False) as tmp:
             tmp.write_text(self.token, encoding="utf-8")
         # Two threads per actor: one runs the job, the other takes its cancel.
-        self._remote = ray.remote(max_concurrency=2)(JobActor)
+        self._remote = self.ray.remote(max_concurrency=2)(JobActor)
 
     def start_actor(self) -> Any:
         """A new actor, once it has said it can work (else WorkerLost saying why not)."""
-        handle = self._remote.options(max_restarts=0, max_task_retries=0, **self.options).remote(
-            str(self.data), self.token, self.actor_device, self.threads
+        place = self.placement
+        handle = self._remote.options(max_restarts=0, max_task_retries=0, **place.options).remote(
+            str(self.data), self.token, place.device, place.threads
         )
         try:
             error = self.ray.get(handle.ready.remote(), timeout=300)
@@ -115,7 +105,7 @@ class RayExecutor:
     def runners(self) -> list[ActorRunner]:
         """One runner per worker, its actor started now: a cluster that cannot run the
         server's jobs (no shared data folder) is refused before the server listens."""
-        runners = [ActorRunner(self) for _ in range(self.count)]
+        runners = [ActorRunner(self) for _ in range(self.placement.count)]
         for runner in runners:
             runner.handle = self.start_actor()
         return runners

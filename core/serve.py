@@ -170,8 +170,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def _workers_said(service: Any, devices: tuple[str, ...]) -> str:
     if service.ray is not None:
-        ray = service.ray
-        return f"{ray.count} Ray worker{'s' if ray.count != 1 else ''} ({ray.actor_device})"
+        place = service.ray.placement
+        return f"{place.count} Ray worker{'s' if place.count != 1 else ''} ({place.device})"
     return f"device{'s' if len(devices) > 1 else ''} {', '.join(devices)}"
 
 
