@@ -153,23 +153,21 @@ class ItemRunner:
 
     def run(self, item: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """Run the graph for one item; never raises for the item's own failures."""
-        from .events import JsonLines, RunEvents
+        from .events import appended_log
 
         started = time.monotonic()
         folder = Path(self.setup.out) / item
         self.items += 1
-        log = None
         try:
-            log = JsonLines(folder / "events.jsonl", append=True)
-            events = RunEvents([log], run_id=item, first_seq=log.last_seq + 1)
-            result = self.graph.run(
-                device=self.device,
-                overrides=dict(overrides),
-                cache=self.cache,
-                out_dir=folder,
-                events=events,
-                raise_on_failure=False,
-            )
+            with appended_log(folder / "events.jsonl", run_id=item) as events:
+                result = self.graph.run(
+                    device=self.device,
+                    overrides=dict(overrides),
+                    cache=self.cache,
+                    out_dir=folder,
+                    events=events,
+                    raise_on_failure=False,
+                )
             if result.ok:
                 status, error = DONE, None
             else:
@@ -179,9 +177,6 @@ class ItemRunner:
             status, error, outputs = FAILED, "; ".join(str(p) for p in exc.problems), []
         except Exception as exc:  # a bug of ours or an unwritable folder: the item fails, the worker goes on
             status, error, outputs = FAILED, f"{type(exc).__name__}: {exc}", []
-        finally:
-            if log is not None:
-                log.close()
         return {
             "item": item,
             "status": status,

@@ -24,6 +24,7 @@ raises is dropped with a warning; it never stops the run.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -32,7 +33,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,19 @@ class JsonLines:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+@contextlib.contextmanager
+def appended_log(
+    path: str | os.PathLike[str], *, run_id: str, preview_dir: str | os.PathLike[str] | None = None
+) -> Iterator[RunEvents]:
+    """The events of a run appended to the JSON-lines log at ``path``: a server's job or a batch's
+    item run again numbers on from its last attempt. The log is closed when the block ends."""
+    log = JsonLines(path, append=True)
+    try:
+        yield RunEvents([log], run_id=run_id, preview_dir=preview_dir, first_seq=log.last_seq + 1)
+    finally:
+        log.close()
 
 
 def _keep_whole_lines(path: Path) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .cache import Cache
 from .errors import GraphError
-from .events import JsonLines, RunEvents
+from .events import RunEvents, appended_log
 from .jobstore import CANCELLED, DONE, FAILED, Job, JobStore
 from .plugins import Registry
 
@@ -63,19 +63,16 @@ class JobRunner:
     def run(self, job: Job, stop: Callable[[], bool]) -> Outcome:
         """Run ``job`` to its end, or until ``stop()`` says so; never raises for the job's faults."""
         folder = self.job_dir(job.id)
-        log = JsonLines(folder / "events.jsonl", append=True)
         try:
-            return self._run(job, folder, log, stop)
+            with appended_log(folder / "events.jsonl", run_id=job.id, preview_dir=folder / "previews") as events:
+                return self._run(job, folder, events, stop)
         except Exception as exc:  # a bug of ours: the job fails, the worker goes on
             _log.exception("job %s crashed the worker's run", job.id)
             return FAILED, None, f"internal error: {type(exc).__name__}: {exc}"
-        finally:
-            log.close()
 
-    def _run(self, job: Job, folder: Path, log: JsonLines, stop: Callable[[], bool]) -> Outcome:
+    def _run(self, job: Job, folder: Path, events: RunEvents, stop: Callable[[], bool]) -> Outcome:
         try:
             graph = job_graph(job.graph, job.example, self.data, self.registry)
-            events = RunEvents([log], run_id=job.id, preview_dir=folder / "previews", first_seq=log.last_seq + 1)
             result = graph.run(
                 device=self.device,
                 overrides=job.overrides,
